@@ -1,0 +1,65 @@
+"""archgen: a declarative architecture spec compiler for ResNet-family CNNs.
+
+    spec = archgen.load_spec("specs/resnet50.yaml", overrides=["head.classes=10"])
+    network = archgen.resolve(spec)          # the framework-free IR
+    model = archgen.build(spec, backend="torch")
+
+Importing archgen imports no deep-learning framework; a backend does, lazily.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .errors import Problem, SpecError
+from .ir import Network
+from .loader import Overrides, load_spec, load_spec_with_positions, parse_override
+from .resolve import resolve
+from .spec import Spec
+
+__version__ = "0.1.0"
+__all__ = ["Network", "Problem", "Spec", "SpecError", "build", "compile_spec", "load_spec", "resolve", "__version__"]
+
+
+def compile_spec(
+    spec_or_path: Spec | str | Path, overrides: Overrides = None, input_size: int | None = None
+) -> tuple[Spec, Network]:
+    """Load (if a path), validate and resolve; errors name file, line and field."""
+    if isinstance(spec_or_path, Spec):
+        if overrides:
+            raise TypeError("overrides apply to a spec file; pass a path, or change the Spec with model_copy")
+        return spec_or_path, resolve(spec_or_path, input_size=input_size)
+    spec, positions = load_spec_with_positions(spec_or_path, overrides)
+    return spec, resolve(spec, positions, input_size)
+
+
+def build(
+    spec_or_path: Spec | str | Path,
+    backend: str = "torch",
+    *,
+    overrides: Overrides = None,
+    input_size: int | None = None,
+    device: str | None = None,
+    **fields: Any,
+) -> Any:
+    """Compile a spec into a live model of ``backend``.
+
+    Field overrides may be given as ``overrides=["stages.2.depth=36"]`` or as
+    keyword arguments with ``__`` for the dots: ``head__classes=10``.
+    """
+    from . import registry
+
+    if fields:
+        extra = {k.replace("__", "."): v for k, v in fields.items()}
+        overrides = {**_as_mapping(overrides), **extra}
+    _, network = compile_spec(spec_or_path, overrides, input_size)
+    return registry.get(backend).build(network, device=device)
+
+
+def _as_mapping(overrides: Overrides) -> dict[str, Any]:
+    if not overrides:
+        return {}
+    if isinstance(overrides, dict):
+        return dict(overrides)
+    return dict(parse_override(item) for item in overrides)

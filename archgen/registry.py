@@ -1,0 +1,42 @@
+"""Backends by name. A backend is a module exposing ``BACKEND`` (see ``Backend``);
+built-in ones are listed here, others register through the
+``archgen.backends`` entry-point group. Nothing is imported until asked for."""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from typing import Any, Protocol
+
+from .ir import Network, Shape
+
+BUILTIN: dict[str, str] = {"torch": "backends.torch"}
+
+
+class Backend(Protocol):
+    name: str
+
+    def build(self, network: Network, device: str | None = None) -> Any:
+        """A live model for the network, initialised as the spec says."""
+
+    def counts(self, model: Any) -> tuple[int, int]:
+        """(trainable parameters, normalisation statistics) of a live model."""
+
+    def trace(self, model: Any, network: Network, device: str | None = None) -> dict[str, Shape]:
+        """Run a dummy input; shapes (channels-first) at the stem, every stage and the output."""
+
+
+def _external() -> dict[str, str]:
+    return {ep.name: ep.value for ep in entry_points(group="archgen.backends")}
+
+
+def names() -> list[str]:
+    return sorted({**_external(), **BUILTIN})
+
+
+def get(name: str) -> Backend:
+    target = {**_external(), **BUILTIN}.get(name)
+    if target is None:
+        raise KeyError(f"unknown backend '{name}'; expected one of: {', '.join(names())}")
+    module = importlib.import_module(target.split(":")[0])
+    return module.BACKEND

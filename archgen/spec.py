@@ -1,0 +1,308 @@
+"""The spec language: pydantic models, the single source of the JSON Schema.
+
+Every model forbids unknown keys. Variants (stem, block, head) are
+discriminated unions on ``type``; a bare string is shorthand for
+``{type: <string>}``. ``stages`` may be a depth preset (an integer such as 50)
+that expands to the standard four-stage layout. A stage's ``block`` is merged
+over the top-level ``block`` before validation, with the same rules as
+``extends`` (see ``merge.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    StringConstraints,
+    model_validator,
+)
+
+from .merge import merge
+
+Identifier = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)
+]
+Activation = Literal[
+    "relu", "relu6", "silu", "gelu", "leaky_relu", "elu", "mish", "hardswish", "tanh"
+]
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+# Depths of the four standard stages, by network depth (torchvision, timm, ResNet-RS).
+DEPTH_PRESETS: dict[int, tuple[int, int, int, int]] = {
+    18: (2, 2, 2, 2),
+    26: (2, 2, 2, 2),
+    34: (3, 4, 6, 3),
+    50: (3, 4, 6, 3),
+    101: (3, 4, 23, 3),
+    152: (3, 8, 36, 3),
+    200: (3, 24, 36, 3),
+    270: (4, 29, 53, 4),
+    350: (4, 36, 72, 4),
+    420: (4, 44, 87, 4),
+}
+PRESET_WIDTHS = (64, 128, 256, 512)
+
+
+def expand_stages(value: Any) -> Any:
+    """Turn a depth preset (``stages: 50``) into the explicit list of stages."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value not in DEPTH_PRESETS:
+            allowed = ", ".join(str(k) for k in DEPTH_PRESETS)
+            raise ValueError(f"unknown depth preset {value}; expected one of {allowed}")
+        return [
+            {"depth": d, "width": w, "stride": 1 if i == 0 else 2}
+            for i, (d, w) in enumerate(zip(DEPTH_PRESETS[value], PRESET_WIDTHS))
+        ]
+    return value
+
+
+def _typed_shorthand(value: Any) -> Any:
+    return {"type": value} if isinstance(value, str) else value
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputSpec(StrictModel):
+    """What the network is built for: channels and spatial size (int or [h, w])."""
+
+    channels: PositiveInt = Field(3, le=4096)
+    size: PositiveInt | tuple[PositiveInt, PositiveInt] = 224
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        return (self.size, self.size) if isinstance(self.size, int) else tuple(self.size)
+
+
+class NormSpec(StrictModel):
+    """Normalisation. ``momentum`` uses PyTorch's convention (weight of the new
+    batch statistic); Keras' momentum is ``1 - momentum``."""
+
+    type: Literal["batch"] = "batch"
+    eps: float = Field(1e-5, gt=0.0, lt=1.0)
+    momentum: float = Field(0.1, gt=0.0, le=1.0)
+
+
+class _StemCommon(StrictModel):
+    pool: Literal["max", "conv", "none"] = Field(
+        "max",
+        description="max: 3x3/2 max pool; conv: 3x3/2 conv + norm + act (ResNet-RS); none.",
+    )
+    pool_padding: Literal["neg_inf", "zero"] = Field(
+        "neg_inf",
+        description="Padding value of the max pool: -inf (PyTorch) or zero (keras.applications).",
+    )
+    norm_act: bool = Field(
+        True, description="Norm and activation after the last stem conv (false for pre-activation nets)."
+    )
+
+
+class ClassicStem(_StemCommon):
+    """One large strided conv, then the pool (ResNet, 7x7/2 + max pool)."""
+
+    type: Literal["classic"]
+    width: PositiveInt = 64
+    kernel: PositiveInt = 7
+    stride: PositiveInt = 2
+
+
+class DeepStem(_StemCommon):
+    """A stack of 3x3 convs, the first strided (ResNet-C); norm + act between them."""
+
+    type: Literal["deep"]
+    widths: list[PositiveInt] = Field(default_factory=lambda: [32, 32, 64], min_length=2, max_length=8)
+    stride: PositiveInt = 2
+
+
+class NoStem(StrictModel):
+    """No stem: the first stage sees the input directly."""
+
+    type: Literal["none"]
+
+
+Stem = Annotated[
+    Annotated[ClassicStem | DeepStem | NoStem, Field(discriminator="type")],
+    BeforeValidator(_typed_shorthand),
+]
+
+
+class SESpec(StrictModel):
+    """Squeeze-excitation on the residual branch's output (before the addition)."""
+
+    ratio: float = Field(0.0625, gt=0.0, le=1.0, description="Reduced width = out_channels * ratio, rounded.")
+    divisor: PositiveInt = Field(8, description="The reduced width is a multiple of this.")
+    rounding: Literal["nearest", "floor"] = Field(
+        "nearest", description="nearest: timm's make_divisible; floor: int() as in the Keras ResNet-RS code."
+    )
+    bias: bool = True
+    act: Activation = "relu"
+
+
+class ShortcutSpec(StrictModel):
+    """How the residual shortcut changes shape when a block does.
+
+    conv: a strided 1x1 conv + norm (ResNet A/B). avgpool: 2x2 average pool
+    for the stride, then a 1x1 conv + norm if channels change (ResNet-D).
+    maxpool: 1x1 max pool for the stride, 1x1 conv if channels change
+    (keras.applications V2). identity: no parameters; the block may not change
+    shape.
+    """
+
+    type: Literal["conv", "avgpool", "maxpool", "identity"] = "conv"
+
+
+Shortcut = Annotated[ShortcutSpec, BeforeValidator(_typed_shorthand)]
+
+
+class _ResidualCommon(StrictModel):
+    preact: bool = Field(False, description="Pre-activation block (ResNet V2): norm and act before each conv.")
+    stride_block: Literal["first", "last"] = Field(
+        "first", description="Which block of a stage carries the stage's stride."
+    )
+    shortcut: Shortcut = Field(default_factory=ShortcutSpec)
+    se: SESpec | None = None
+
+
+class BasicBlock(_ResidualCommon):
+    """Two 3x3 convs; the stride sits on the first."""
+
+    type: Literal["basic"]
+    expansion: PositiveInt = 1
+
+
+class BottleneckBlock(_ResidualCommon):
+    """1x1 reduce, 3x3 (grouped for ResNeXt), 1x1 expand."""
+
+    type: Literal["bottleneck"]
+    expansion: PositiveInt = 4
+    groups: PositiveInt = Field(1, description="Cardinality (ResNeXt).")
+    base_width: PositiveInt = Field(64, description="Width per group at width 64 (ResNeXt 32x4d: 4).")
+    width_factor: float = Field(1.0, gt=0.0, le=64.0, description="Multiplies the inner width (Wide ResNet: 2).")
+    stride_at: Literal["1x1", "3x3"] = Field(
+        "3x3", description="3x3: stride on the 3x3 conv (ResNet-B, V1.5); 1x1: on the first 1x1 (original)."
+    )
+
+
+class PlainBlock(StrictModel):
+    """conv + norm + act, no shortcut (the plain CNN baseline)."""
+
+    type: Literal["plain"]
+    kernel: PositiveInt = 3
+    stride_block: Literal["first", "last"] = "first"
+
+
+Block = Annotated[
+    Annotated[BasicBlock | BottleneckBlock | PlainBlock, Field(discriminator="type")],
+    BeforeValidator(_typed_shorthand),
+]
+
+
+class StageSpec(StrictModel):
+    """A run of blocks. ``width`` is the block width before expansion."""
+
+    depth: PositiveInt = Field(description="Number of blocks.")
+    width: PositiveInt
+    stride: PositiveInt | None = Field(None, description="Default: 1 for the first stage, 2 after.")
+    block: Block | None = Field(None, description="Fields merged over the top-level block for this stage.")
+
+
+class DropPathSpec(StrictModel):
+    """Stochastic depth on the residual branch; identity in eval mode."""
+
+    rate: Fraction = 0.0
+    schedule: Literal["linear", "per_stage", "uniform"] = Field(
+        "linear",
+        description=(
+            "linear: rate * i / (n - 1) over all n blocks (timm); per_stage: rate * (s + 2) / (stages + 1) "
+            "for stage s (Keras ResNet-RS); uniform: rate everywhere."
+        ),
+    )
+
+
+class ClassifierHead(StrictModel):
+    """Global pool, optional dropout, fully connected layer."""
+
+    type: Literal["classifier"]
+    pool: Literal["avg", "max"] = "avg"
+    dropout: Fraction = 0.0
+    classes: PositiveInt = Field(1000, le=1_000_000)
+    activation: Literal["none", "softmax"] = Field("none", description="softmax as in keras.applications.")
+
+
+class FeaturesHead(StrictModel):
+    """No head: the model returns the last stage's feature map."""
+
+    type: Literal["features"]
+
+
+Head = Annotated[
+    Annotated[ClassifierHead | FeaturesHead, Field(discriminator="type")],
+    BeforeValidator(_typed_shorthand),
+]
+
+
+class InitSpec(StrictModel):
+    """Weight initialisation (norm layers always start at scale 1, shift 0)."""
+
+    conv: Literal["kaiming_normal", "kaiming_uniform", "default"] = "kaiming_normal"
+    mode: Literal["fan_out", "fan_in"] = "fan_out"
+    zero_init_last: bool = Field(
+        False,
+        description="Zero the last norm of each residual branch (the last conv in pre-activation blocks).",
+    )
+
+
+Tweak = Literal["B", "C", "D"]
+
+
+class Spec(StrictModel):
+    """A ResNet-family network."""
+
+    name: Identifier = Field(description="Defaults to the file name.")
+    description: str = Field("", max_length=2000)
+    extends: str | None = Field(None, description="Parent spec, relative to this file; merged under this one.")
+    tweaks: list[Tweak] = Field(
+        default_factory=list,
+        description="Bag-of-Tricks shorthand: B = stride on the 3x3, C = deep stem, D = avg-pool shortcut.",
+    )
+    input: InputSpec = Field(default_factory=InputSpec)
+    stem: Stem = Field(default_factory=lambda: ClassicStem(type="classic"))
+    block: Block
+    stages: list[StageSpec] = Field(min_length=1, max_length=16)
+    width_multiplier: float = Field(1.0, gt=0.0, le=16.0, description="Scales stem and stage widths (to multiples of 8).")
+    head: Head = Field(default_factory=lambda: ClassifierHead(type="classifier"))
+    norm: NormSpec = Field(default_factory=NormSpec)
+    act: Activation = "relu"
+    conv_bias: Literal["never", "always", "unnormed"] = Field(
+        "never", description="Which convs carry a bias: unnormed = those not followed by a norm layer."
+    )
+    drop_path: DropPathSpec = Field(default_factory=DropPathSpec)
+    init: InitSpec = Field(default_factory=InitSpec)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand(cls, data: Any) -> Any:
+        """Expand a depth preset and merge each stage's block over the top-level one."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        data["stages"] = expand_stages(data.get("stages"))
+        top = _typed_shorthand(data.get("block"))
+        if isinstance(data["stages"], list) and isinstance(top, dict):
+            stages = []
+            for stage in data["stages"]:
+                if isinstance(stage, dict):
+                    stage = dict(stage)
+                    stage["block"] = merge(top, _typed_shorthand(stage.get("block")) or {})
+                stages.append(stage)
+            data["stages"] = stages
+        return data
+
+    def stage_block(self, index: int) -> BasicBlock | BottleneckBlock | PlainBlock:
+        return self.stages[index].block or self.block

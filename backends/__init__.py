@@ -1,0 +1,1 @@
+"""archgen backends: one package per framework, each exposing ``BACKEND``."""
