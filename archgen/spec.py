@@ -65,6 +65,18 @@ def _typed_shorthand(value: Any) -> Any:
     return {"type": value} if isinstance(value, str) else value
 
 
+def _typed(default: str) -> BeforeValidator:
+    """Accept ``"deep"`` for ``{type: deep}``, and a mapping without ``type`` as the default variant."""
+
+    def fill(value: Any) -> Any:
+        value = _typed_shorthand(value)
+        if isinstance(value, dict) and "type" not in value:
+            value = {"type": default, **value}
+        return value
+
+    return BeforeValidator(fill)
+
+
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -128,7 +140,7 @@ class NoStem(StrictModel):
 
 Stem = Annotated[
     Annotated[ClassicStem | DeepStem | NoStem, Field(discriminator="type")],
-    BeforeValidator(_typed_shorthand),
+    _typed("classic"),
 ]
 
 
@@ -157,7 +169,7 @@ class ShortcutSpec(StrictModel):
     type: Literal["conv", "avgpool", "maxpool", "identity"] = "conv"
 
 
-Shortcut = Annotated[ShortcutSpec, BeforeValidator(_typed_shorthand)]
+Shortcut = Annotated[ShortcutSpec, _typed("conv")]
 
 
 class _ResidualCommon(StrictModel):
@@ -243,7 +255,7 @@ class FeaturesHead(StrictModel):
 
 Head = Annotated[
     Annotated[ClassifierHead | FeaturesHead, Field(discriminator="type")],
-    BeforeValidator(_typed_shorthand),
+    _typed("classifier"),
 ]
 
 

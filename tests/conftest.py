@@ -1,0 +1,70 @@
+"""Shared fixtures: every spec, the devices to run on, random weights, the CLI."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC_DIR = ROOT / "specs"
+SPEC_FILES = sorted(SPEC_DIR.glob("*.yaml"))
+SPEC_NAMES = [p.stem for p in SPEC_FILES]
+
+
+def spec_path(name: str) -> Path:
+    return SPEC_DIR / f"{name}.yaml"
+
+
+def _devices() -> list[str]:
+    try:
+        import torch
+    except ImportError:  # the core tests run without torch
+        return ["cpu"]
+    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+
+
+@pytest.fixture(params=_devices())
+def device(request: pytest.FixtureRequest) -> str:
+    """Every test taking this runs on the CPU and, where CUDA is visible, on the GPU too."""
+    return request.param
+
+
+def randomize_(model, input_shape, seed: int = 0, batches: int = 2, batch_size: int = 4):
+    """Make every weight of a torch model random, norm statistics included.
+
+    Convs and linears get He-scaled normal weights and small random biases,
+    norm layers random scales and shifts (so no residual branch is zeroed, as
+    a fresh timm model's is), and the running statistics are calibrated on
+    random input (norm layers alone in train mode, cumulative average), which
+    keeps deep nets' activations near unit scale.
+    """
+    import torch
+    from torch import nn
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d | nn.Linear):
+                fan_in = m.weight[0].numel()
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * math.sqrt(2.0 / fan_in))
+                if m.bias is not None:
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
+            elif isinstance(m, nn.BatchNorm2d):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
+        model.eval()
+        norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+        saved = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None
+            m.train()
+        device = next(model.parameters()).device
+        for _ in range(batches):
+            model(torch.randn((batch_size, *input_shape), generator=gen).to(device))
+        for m, momentum in zip(norms, saved, strict=True):
+            m.momentum = momentum
+        model.eval()
+    return model
