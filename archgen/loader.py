@@ -53,6 +53,7 @@ def _load_file(path: Path, root: Path, display: str, chain: tuple[Path, ...]) ->
     if len(chain) > MAX_EXTENDS_DEPTH:
         raise SpecError(Problem(display, None, None, "extends", f"more than {MAX_EXTENDS_DEPTH} levels of 'extends'"))
     own, own_pos = read_yaml(path, display)
+    own = normalize(own)
     positions = Positions([own_pos])
     parent_ref = own.pop("extends", None)
     tweaks = own.get("tweaks", [])
@@ -87,6 +88,33 @@ def _load_file(path: Path, root: Path, display: str, chain: tuple[Path, ...]) ->
     if tweaks:
         merged = apply_tweaks(merged, own, tweaks, own_pos, display)
     return merged, positions
+
+
+SHORTHAND_KEYS = ("stem", "block", "head")
+
+
+def normalize(data: dict) -> dict:
+    """Expand ``stem: deep`` to ``{type: deep}`` (also for stage blocks and the
+    shortcut) so that a child's mapping merges over a parent's shorthand."""
+
+    def typed(value: Any) -> Any:
+        return {"type": value} if isinstance(value, str) else value
+
+    def block(value: Any) -> Any:
+        value = typed(value)
+        if isinstance(value, dict) and "shortcut" in value:
+            value = {**value, "shortcut": typed(value["shortcut"])}
+        return value
+
+    out = {k: typed(v) if k in ("stem", "head") else v for k, v in data.items()}
+    if "block" in out:
+        out["block"] = block(out["block"])
+    if isinstance(out.get("stages"), list):
+        out["stages"] = [
+            {**st, "block": block(st["block"])} if isinstance(st, dict) and "block" in st else st
+            for st in out["stages"]
+        ]
+    return out
 
 
 def _union(a: Any, b: Any) -> Any:
@@ -207,7 +235,7 @@ def _set_path(data: Any, path: Path_, value: Any, raw: str) -> Any:
             out[str(head)] = value
         return out
     child = out.get(str(head))
-    if isinstance(child, str) and str(head) in ("stem", "block", "head", "shortcut"):
+    if isinstance(child, str) and str(head) in (*SHORTHAND_KEYS, "shortcut"):
         child = {"type": child}
     out[str(head)] = _set_path(child if child is not None else {}, rest, value, raw)
     return out
@@ -228,6 +256,10 @@ def _field_names() -> list[str]:
     return sorted(names)
 
 
+# Discriminator values pydantic inserts into error locations.
+_VARIANT_TAGS = {"classic", "deep", "none", "basic", "bottleneck", "plain", "classifier", "features"}
+
+
 def _data_path(loc: tuple, data: Any) -> Path_:
     """Turn pydantic's error location into a data path (dropping union tags)."""
     path: list[str | int] = []
@@ -237,7 +269,7 @@ def _data_path(loc: tuple, data: Any) -> Path_:
             if part in cur:
                 path.append(part)
                 cur = cur[part]
-            elif cur.get("type") == part or part in ("function-before", "function-after"):
+            elif cur.get("type") == part or part in _VARIANT_TAGS:
                 continue
             else:
                 path.append(part)
@@ -266,6 +298,8 @@ def _problems(exc: ValidationError, data: dict, positions: Positions) -> list[Pr
             message = f"unknown field '{key}'" + (f"; did you mean '{close[0]}'?" if close else "")
         elif err["type"] == "missing":
             message = "required field is missing"
+        elif err["type"] == "union_tag_not_found":
+            message = "'type' is required here"
         elif err["type"] in ("literal_error", "union_tag_invalid"):
             message = message.replace("Input should be", "expected")
             if "input" in err and not isinstance(err["input"], dict | list):

@@ -56,6 +56,16 @@ class _Builder:
             Problem(pos.file if pos else "<spec>", pos.line if pos else None, pos.column if pos else None, dotted(path), message)
         )
 
+    def check_size(self, name: str, h: int, w: int, oh: int, ow: int, what: str, stride: int) -> None:
+        """Refuse a layer whose output would be empty, or whose stride the input cannot honour."""
+        if oh < 1 or ow < 1 or (stride > 1 and min(h, w) < stride):
+            size = "x".join(str(v) for v in self.spec.input.hw)
+            raise self.fail(
+                f"{name}: spatial size reaches zero ({h}x{w} input to {what}, stride {stride}); "
+                f"the {size} input is too small for this network's downsampling",
+                ("input", "size"),
+            )
+
     def bias(self, normed: bool) -> bool:
         mode = self.spec.conv_bias
         return mode == "always" or (mode == "unnormed" and not normed)
@@ -69,12 +79,7 @@ class _Builder:
             raise self.fail(f"{name}: {groups} groups do not divide {c} input / {out_ch} output channels")
         pad = kernel // 2
         oh, ow = pooled_size(h, kernel, stride, pad), pooled_size(w, kernel, stride, pad)
-        if oh < 1 or ow < 1:
-            raise self.fail(
-                f"{name}: spatial size reaches zero ({h}x{w} input, kernel {kernel}, stride {stride}); "
-                "the input is too small for this network's downsampling",
-                ("input", "size"),
-            )
+        self.check_size(name, h, w, oh, ow, f"a {kernel}x{kernel} conv", stride)
         use_bias = self.bias(normed) if bias is None else bias
         params = out_ch * (c // groups) * kernel * kernel + (out_ch if use_bias else 0)
         attrs = dict(in_ch=c, out_ch=out_ch, kernel=kernel, stride=stride, padding=pad, groups=groups, bias=use_bias)
@@ -93,10 +98,7 @@ class _Builder:
         c, h, w = shape
         ceil = kind == "avg"
         oh, ow = pooled_size(h, kernel, stride, padding, ceil), pooled_size(w, kernel, stride, padding, ceil)
-        if oh < 1 or ow < 1:
-            raise self.fail(
-                f"{name}: spatial size reaches zero ({h}x{w} input, {kind} pool {kernel}/{stride})", ("input", "size")
-            )
+        self.check_size(name, h, w, oh, ow, f"a {kind} pool", stride)
         attrs = dict(kind=kind, kernel=kernel, stride=stride, padding=padding, **extra)
         if ceil:
             attrs.update(ceil_mode=True, count_include_pad=False)

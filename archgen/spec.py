@@ -17,6 +17,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    field_validator,
     PositiveInt,
     StringConstraints,
     model_validator,
@@ -304,7 +305,8 @@ class Spec(StrictModel):
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        data["stages"] = expand_stages(data.get("stages"))
+        if isinstance(data.get("stages"), int) and data["stages"] in DEPTH_PRESETS:
+            data["stages"] = expand_stages(data["stages"])
         top = _typed_shorthand(data.get("block"))
         if isinstance(data["stages"], list) and isinstance(top, dict):
             stages = []
@@ -315,6 +317,11 @@ class Spec(StrictModel):
                 stages.append(stage)
             data["stages"] = stages
         return data
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _preset(cls, value: Any) -> Any:
+        return expand_stages(value)  # reports an unknown preset at 'stages'
 
     def stage_block(self, index: int) -> BasicBlock | BottleneckBlock | PlainBlock:
         return self.stages[index].block or self.block

@@ -1,0 +1,27 @@
+"""The fastai-book Imagenette models train: a few steps on a fixed batch lower the loss."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import spec_path
+
+import archgen
+
+
+@pytest.mark.parametrize("name", ["imagenette_cnn", "imagenette_resnet18", "imagenette_resnet50"])
+def test_loss_decreases(name: str, device: str) -> None:
+    torch.manual_seed(0)
+    model = archgen.build(spec_path(name), input_size=64, device=device).train()
+    x = torch.randn(16, 3, 64, 64, device=device)
+    y = torch.randint(0, 10, (16,), device=device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(8):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert model(x).shape == (16, 10)
+    assert losses[-1] < 0.7 * losses[0], losses
