@@ -21,27 +21,39 @@ def json_schema() -> dict[str, Any]:
     schema = Spec.model_json_schema()
     defs = schema["$defs"]
     props = schema["properties"]
-    schema["required"] = [r for r in schema.get("required", []) if r != "name"]
+    # Any file may extend another, so it may leave out any field (a variant's
+    # ``type`` included: it is inherited, or the default variant); a file that
+    # extends nothing must still give the block and the stages.
+    for definition in defs.values():
+        definition.pop("required", None)
+    schema.pop("required", None)
+    schema["if"] = {"required": ["extends"]}
+    schema["else"] = {"required": ["block", "stages"]}
     props["stages"] = {
         "description": "A list of stages, or a depth preset expanding to the standard four stages.",
         "anyOf": [{"type": "integer", "enum": sorted(DEPTH_PRESETS)}, props["stages"]],
     }
-    for name, kinds in (("stem", ("ClassicStem", "DeepStem", "NoStem")), ("block", _BLOCKS), ("head", _HEADS)):
-        names = [defs[k]["properties"]["type"]["const"] for k in kinds]
-        props[name] = {"anyOf": [{"type": "string", "enum": names}, *({"$ref": f"#/$defs/{k}"} for k in kinds)]}
-    partial: list[dict[str, Any]] = [{"type": "string", "enum": ["basic", "bottleneck", "plain"]}]
-    for kind in _BLOCKS:
-        loose = copy.deepcopy(defs[kind])
-        loose.pop("required", None)
-        defs[f"{kind}Override"] = loose
-        partial.append({"$ref": f"#/$defs/{kind}Override"})
+    kinds_of_shortcut = defs["ShortcutSpec"]["properties"]["type"]["enum"]
+    for kind in ("BasicBlock", "BottleneckBlock"):
+        defs[kind]["properties"]["shortcut"] = {
+            "anyOf": [{"type": "string", "enum": kinds_of_shortcut}, {"$ref": "#/$defs/ShortcutSpec"}]
+        }
+    for name, kinds in (("stem", _STEMS), ("block", _BLOCKS), ("head", _HEADS)):
+        props[name] = _variants(defs, kinds)
     defs["StageSpec"]["properties"]["block"] = {
         "description": "Fields merged over the top-level block for this stage.",
-        "anyOf": [*partial, {"type": "null"}],
+        "anyOf": [*_variants(defs, _BLOCKS)["anyOf"], {"type": "null"}],
     }
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
 
 
+def _variants(defs: dict[str, Any], kinds: tuple[str, ...]) -> dict[str, Any]:
+    """A variant by its bare type name, or as a mapping of one of the variants."""
+    names = [defs[k]["properties"]["type"]["const"] for k in kinds]
+    return {"anyOf": [{"type": "string", "enum": names}, *({"$ref": f"#/$defs/{k}"} for k in kinds)]}
+
+
+_STEMS = ("ClassicStem", "DeepStem", "NoStem")
 _BLOCKS = ("BasicBlock", "BottleneckBlock", "PlainBlock")
 _HEADS = ("ClassifierHead", "FeaturesHead")
 

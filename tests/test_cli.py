@@ -1,0 +1,122 @@
+"""The command line: each command, its output, and its error paths."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from conftest import ROOT, SPEC_FILES, SPEC_NAMES, spec_path
+
+from archgen.cli import main
+
+
+def invoke(args: list[str], code: int = 0) -> Result:
+    """Run the CLI, assert its exit code, and show the output when it differs."""
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == code, f"exit {result.exit_code}\n{result.output}\n{result.exception!r}"
+    return result
+
+
+def test_build_prints_the_summary_and_checks() -> None:
+    out = invoke(["build", spec_path("resnetrs152"), "--backend", "torch"]).output
+    assert "86,621,576" in out and "151,680" in out
+    for section in ("stem", "layer1", "layer4", "head", "total"):
+        assert section in out
+    assert "ok: torch model matches the IR" in out
+
+
+def test_build_with_overrides_and_json() -> None:
+    args = ["build", spec_path("resnet18"), "--set", "head.classes=10", "--input-size", "64", "--json"]
+    data = json.loads(invoke(args).output)
+    # resnet18 has 11,689,512 params; a 10-class head drops 512 * 990 + 990 of them.
+    assert data["params"] == 11_181_642 and data["ok"] is True
+    assert data["input"] == [3, 64, 64] and data["output"] == [10]
+    assert {c["check"] for c in data["checks"]} >= {"trainable params", "norm statistics", "shape layer4"}
+
+
+def test_summary_json_and_table() -> None:
+    data = json.loads(invoke(["summary", spec_path("resnet50"), "--json"]).output)
+    assert data["params"] == 25_557_032 and data["stats"] == 53_120
+    assert [s["name"] for s in data["sections"]] == ["stem", "layer1", "layer2", "layer3", "layer4", "head"]
+    assert data["sections"][4]["output"] == [2048, 7, 7]
+    text = invoke(["summary", spec_path("resnet50"), "--set", "stages.2.depth=36"]).output
+    # 30 more 1024-256-1024 bottlenecks: 30 * (1024*256 + 256*256*9 + 256*1024 + 2*(256+256+1024)) = 33,515,520
+    assert f"{25_557_032 + 33_515_520:,}" in text
+
+
+def test_validate_all_specs() -> None:
+    out = invoke(["validate", *SPEC_FILES]).output
+    assert out.count("ok: ") == len(SPEC_FILES)
+
+
+def test_list_shows_every_spec(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    out = invoke(["list"]).output
+    for name in SPEC_NAMES:
+        assert name in out
+    assert "191,891,656" in out  # resnetrs420
+
+
+def test_schema_command_matches_the_committed_file(tmp_path: Path) -> None:
+    committed = (ROOT / "schema" / "archgen-spec.schema.json").read_text()
+    assert invoke(["schema"]).output == committed
+    target = tmp_path / "s.json"
+    invoke(["schema", "-o", target])
+    assert target.read_text() == committed
+    invoke(["schema", "-o", target, "--check"])
+    target.write_text("{}")
+    invoke(["schema", "-o", target, "--check"], code=1)
+
+
+@pytest.mark.parametrize("command", ["build", "summary", "validate"])
+def test_invalid_spec_exits_2_without_traceback(tmp_path: Path, command: str) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("block: bottleneck\nstages: 50\nhead: {clases: 10}\n")
+    result = invoke([command, bad], code=2)
+    assert f"{bad}:3:8: head.clases: unknown field 'clases'; did you mean 'classes'?" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_bad_override_exits_2() -> None:
+    result = invoke(["summary", spec_path("resnet50"), "--set", "stages.9.depth=3"], code=2)
+    assert "stages.9.depth" in result.output and "out of range" in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["build", "does/not/exist.yaml"],
+        ["build", "specs/resnet50.yaml", "--backend", "caffe"],
+        ["summary", "specs/resnet50.yaml", "--input-size", "0"],
+        ["frobnicate"],
+    ],
+)
+def test_usage_errors_exit_2(args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    result = invoke(args, code=2)
+    assert "Error" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", [[], ["build"], ["summary"], ["validate"], ["list"], ["schema"]])
+def test_help(command: list[str]) -> None:
+    assert "Usage:" in invoke([*command, "-h"]).output
+
+
+def test_validate_and_summary_import_no_framework() -> None:
+    code = (
+        "import sys\n"
+        "from archgen.cli import main\n"
+        "for args in (['validate', 'specs/resnetrs420.yaml'], ['summary', 'specs/resnet50v2.yaml'], ['list']):\n"
+        "    try:\n"
+        "        main(args)\n"
+        "    except SystemExit as e:\n"
+        "        assert e.code in (0, None), e.code\n"
+        "leaked = [m for m in ('torch', 'tensorflow', 'keras', 'jax') if m in sys.modules]\n"
+        "assert not leaked, leaked\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
