@@ -19,7 +19,7 @@ from .resolve import resolve
 from .spec import Spec
 
 __version__ = "0.1.0"
-__all__ = ["Network", "Problem", "Spec", "SpecError", "build", "compile_spec", "load_spec", "resolve", "__version__"]
+__all__ = ["Network", "Problem", "Spec", "SpecError", "__version__", "build", "compile_spec", "load_spec", "resolve"]
 
 
 def compile_spec(

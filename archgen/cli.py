@@ -181,9 +181,7 @@ def list_specs(folder: Path) -> None:
             failed = True
             table.add_row(path.stem, "-", "invalid", str(exc.problems[0]))
             continue
-        table.add_row(
-            network.name, shape_text(network.input_shape), f"{network.params:,}", gflops(network.flops)
-        )
+        table.add_row(network.name, shape_text(network.input_shape), f"{network.params:,}", gflops(network.flops))
     _console().print(table)
     if failed:
         sys.exit(2)

@@ -218,7 +218,9 @@ def _set_path(data: Any, path: Path_, value: Any, raw: str) -> Any:
     if isinstance(data, list):
         if not isinstance(head, int) or head >= len(data):
             raise SpecError(
-                Problem("--set", None, None, raw.partition("=")[0], f"index {head} is out of range (list of {len(data)})")
+                Problem(
+                    "--set", None, None, raw.partition("=")[0], f"index {head} is out of range (list of {len(data)})"
+                )
             )
         out = list(data)
         out[head] = _set_path(out[head], rest, value, raw) if rest else value

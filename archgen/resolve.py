@@ -53,7 +53,13 @@ class _Builder:
         path = self.field if field is None else field
         pos = self.positions.find(path) if self.positions else None
         return SpecError(
-            Problem(pos.file if pos else "<spec>", pos.line if pos else None, pos.column if pos else None, dotted(path), message)
+            Problem(
+                pos.file if pos else "<spec>",
+                pos.line if pos else None,
+                pos.column if pos else None,
+                dotted(path),
+                message,
+            )
         )
 
     def check_size(self, name: str, h: int, w: int, oh: int, ow: int, what: str, stride: int) -> None:
@@ -72,7 +78,16 @@ class _Builder:
 
     # -- layers ---------------------------------------------------------------
     def conv(
-        self, name: str, shape: Shape, out_ch: int, kernel: int, stride: int = 1, groups: int = 1, *, normed: bool, bias: bool | None = None
+        self,
+        name: str,
+        shape: Shape,
+        out_ch: int,
+        kernel: int,
+        stride: int = 1,
+        groups: int = 1,
+        *,
+        normed: bool,
+        bias: bool | None = None,
     ) -> Layer:
         c, h, w = shape
         if c % groups or out_ch % groups:
@@ -94,7 +109,9 @@ class _Builder:
     def act(self, name: str, shape: Shape, fn: str | None = None) -> Layer:
         return Layer(name, "act", shape, shape, dict(fn=fn or self.spec.act))
 
-    def pool(self, name: str, shape: Shape, kind: str, kernel: int, stride: int, padding: int, **extra: object) -> Layer:
+    def pool(
+        self, name: str, shape: Shape, kind: str, kernel: int, stride: int, padding: int, **extra: object
+    ) -> Layer:
         c, h, w = shape
         ceil = kind == "avg"
         oh, ow = pooled_size(h, kernel, stride, padding, ceil), pooled_size(w, kernel, stride, padding, ceil)
@@ -110,14 +127,18 @@ class _Builder:
         self.field = ("stem",)
         layers: list[Layer] = []
         if isinstance(stem, ClassicStem):
-            layers.append(self.conv("conv1", shape, self.width(stem.width), stem.kernel, stem.stride, normed=stem.norm_act))
+            layers.append(
+                self.conv("conv1", shape, self.width(stem.width), stem.kernel, stem.stride, normed=stem.norm_act)
+            )
         elif isinstance(stem, DeepStem):
             widths = [self.width(w) for w in stem.widths]
             for i, width in enumerate(widths):
                 last = i == len(widths) - 1
                 cur = layers[-1].out_shape if layers else shape
                 layers.append(
-                    self.conv(f"conv1.{3 * i}", cur, width, 3, stem.stride if i == 0 else 1, normed=not last or stem.norm_act)
+                    self.conv(
+                        f"conv1.{3 * i}", cur, width, 3, stem.stride if i == 0 else 1, normed=not last or stem.norm_act
+                    )
                 )
                 if not last:
                     layers.append(self.norm(f"conv1.{3 * i + 1}", layers[-1].out_shape))
@@ -180,7 +201,14 @@ class _Builder:
         return stages
 
     def block(
-        self, name: str, shape: Shape, spec: BasicBlock | BottleneckBlock | PlainBlock, width: int, stride: int, rate: float, s: int
+        self,
+        name: str,
+        shape: Shape,
+        spec: BasicBlock | BottleneckBlock | PlainBlock,
+        width: int,
+        stride: int,
+        rate: float,
+        s: int,
     ) -> Block:
         if isinstance(spec, PlainBlock):
             conv = self.conv(f"{name}.conv1", shape, width, spec.kernel, stride, normed=True)
@@ -208,7 +236,9 @@ class _Builder:
             last = i == len(plan)
             if spec.preact and i > 1:
                 layers += [self.norm(f"{p}bn{i}", cur), self.act(f"{p}act{i}", cur)]
-            conv = self.conv(f"{p}conv{i}", cur, ch, kernel, stride if strided else 1, groups, normed=not (spec.preact and last))
+            conv = self.conv(
+                f"{p}conv{i}", cur, ch, kernel, stride if strided else 1, groups, normed=not (spec.preact and last)
+            )
             layers.append(conv)
             cur = conv.out_shape
             if not spec.preact:
@@ -227,12 +257,18 @@ class _Builder:
             zero = f"conv{len(plan)}" if spec.preact else f"bn{len(plan)}"
         return Block(name, spec.type, spec.preact, shape, cur, stride, tuple(layers), rate, zero)
 
-    def shortcut(self, name: str, shape: Shape, out: Shape, stride: int, spec: BasicBlock | BottleneckBlock, s: int) -> list[Layer]:
+    def shortcut(
+        self, name: str, shape: Shape, out: Shape, stride: int, spec: BasicBlock | BottleneckBlock, s: int
+    ) -> list[Layer]:
         kind = spec.shortcut.type
         needs_proj = shape[0] != out[0]
         if stride == 1 and not needs_proj:
             return []
-        self.field = ("block", "shortcut", "type") if self.spec.stages[s].block is None else ("stages", s, "block", "shortcut", "type")
+        self.field = (
+            ("block", "shortcut", "type")
+            if self.spec.stages[s].block is None
+            else ("stages", s, "block", "shortcut", "type")
+        )
         if kind == "identity":
             raise self.fail(
                 f"{name}: an identity shortcut cannot change shape ({shape[0]}->{out[0]} channels, stride {stride}); "
@@ -264,11 +300,20 @@ class _Builder:
     def se(self, name: str, shape: Shape, se: SESpec) -> list[Layer]:
         c = shape[0]
         value = c * se.ratio
-        rd = make_divisible(value, se.divisor) if se.rounding == "nearest" else max(se.divisor, int(value) // se.divisor * se.divisor)
+        rd = (
+            make_divisible(value, se.divisor)
+            if se.rounding == "nearest"
+            else max(se.divisor, int(value) // se.divisor * se.divisor)
+        )
         one = (c, 1, 1)
         fc1 = self.conv(f"{name}.fc1", one, rd, 1, normed=False, bias=se.bias)
         fc2 = self.conv(f"{name}.fc2", fc1.out_shape, c, 1, normed=False, bias=se.bias)
-        return [fc1, self.act(f"{name}.act", fc1.out_shape, se.act), fc2, Layer(f"{name}.gate", "act", one, one, dict(fn="sigmoid"))]
+        return [
+            fc1,
+            self.act(f"{name}.act", fc1.out_shape, se.act),
+            fc2,
+            Layer(f"{name}.gate", "act", one, one, dict(fn="sigmoid")),
+        ]
 
     def head(self, shape: Shape, preact: bool) -> list[Layer]:
         layers: list[Layer] = []
@@ -282,7 +327,9 @@ class _Builder:
         if head.dropout > 0:
             layers.append(Layer("dropout", "dropout", (c,), (c,), dict(rate=head.dropout)))
         k = head.classes
-        layers.append(Layer("fc", "linear", (c,), (k,), dict(in_features=c, out_features=k, bias=True), c * k + k, 0, c * k))
+        layers.append(
+            Layer("fc", "linear", (c,), (k,), dict(in_features=c, out_features=k, bias=True), c * k + k, 0, c * k)
+        )
         if head.activation == "softmax":
             layers.append(Layer("softmax", "act", (k,), (k,), dict(fn="softmax")))
         return layers
@@ -291,7 +338,11 @@ class _Builder:
 def resolve(spec: Spec, positions: Positions | None = None, input_size: int | tuple[int, int] | None = None) -> Network:
     """Compile a validated spec into the IR. Raises SpecError for impossible networks."""
     b = _Builder(spec, positions)
-    h, w = spec.input.hw if input_size is None else ((input_size, input_size) if isinstance(input_size, int) else input_size)
+    h, w = (
+        spec.input.hw
+        if input_size is None
+        else ((input_size, input_size) if isinstance(input_size, int) else input_size)
+    )
     shape: Shape = (spec.input.channels, h, w)
     stem = b.stem(shape)
     stages = b.stages(stem[-1].out_shape if stem else shape)

@@ -8,7 +8,6 @@ a stage ``block`` that only lists the fields it changes, and a missing ``name``.
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 

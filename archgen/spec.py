@@ -17,20 +17,16 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    field_validator,
     PositiveInt,
     StringConstraints,
+    field_validator,
     model_validator,
 )
 
 from .merge import merge
 
-Identifier = Annotated[
-    str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)
-]
-Activation = Literal[
-    "relu", "relu6", "silu", "gelu", "leaky_relu", "elu", "mish", "hardswish", "tanh"
-]
+Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
+Activation = Literal["relu", "relu6", "silu", "gelu", "leaky_relu", "elu", "mish", "hardswish", "tanh"]
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 # Depths of the four standard stages, by network depth (torchvision, timm, ResNet-RS).
@@ -57,7 +53,7 @@ def expand_stages(value: Any) -> Any:
             raise ValueError(f"unknown depth preset {value}; expected one of {allowed}")
         return [
             {"depth": d, "width": w, "stride": 1 if i == 0 else 2}
-            for i, (d, w) in enumerate(zip(DEPTH_PRESETS[value], PRESET_WIDTHS))
+            for i, (d, w) in enumerate(zip(DEPTH_PRESETS[value], PRESET_WIDTHS, strict=True))
         ]
     return value
 
@@ -288,7 +284,9 @@ class Spec(StrictModel):
     stem: Stem = Field(default_factory=lambda: ClassicStem(type="classic"))
     block: Block
     stages: list[StageSpec] = Field(min_length=1, max_length=16)
-    width_multiplier: float = Field(1.0, gt=0.0, le=16.0, description="Scales stem and stage widths (to multiples of 8).")
+    width_multiplier: float = Field(
+        1.0, gt=0.0, le=16.0, description="Scales stem and stage widths (to multiples of 8)."
+    )
     head: Head = Field(default_factory=lambda: ClassifierHead(type="classifier"))
     norm: NormSpec = Field(default_factory=NormSpec)
     act: Activation = "relu"

@@ -124,7 +124,9 @@ def test_bad_specs(tmp_path: Path, text: str, line: int | None, field: str, need
 
 
 def test_all_errors_are_reported_together(tmp_path: Path) -> None:
-    path = write(tmp_path, "bad.yaml", "block: bottleneck\nstages: 50\nact: swish\nhead: {clases: 3}\nnorm: {eps: -1}\n")
+    path = write(
+        tmp_path, "bad.yaml", "block: bottleneck\nstages: 50\nact: swish\nhead: {clases: 3}\nnorm: {eps: -1}\n"
+    )
     err = error_of(path)
     assert {p.field for p in err.problems} == {"act", "head.clases", "norm.eps"}
     assert sorted(p.line for p in err.problems) == [3, 4, 5]

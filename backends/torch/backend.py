@@ -37,7 +37,9 @@ class TorchBackend:
         for name in ([stem_last] if stem_last else []) + list(model.stage_names):
             key = "stem" if name == stem_last else name
             module = getattr(model, name)
-            hooks.append(module.register_forward_hook(lambda m, i, o, key=key: shapes.__setitem__(key, tuple(o.shape[1:]))))
+            hooks.append(
+                module.register_forward_hook(lambda m, i, o, key=key: shapes.__setitem__(key, tuple(o.shape[1:])))
+            )
         was_training = model.training
         model.eval()
         try:

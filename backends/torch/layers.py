@@ -94,7 +94,11 @@ def make(layer: Layer) -> nn.Module:
             return nn.MaxPool2d(a["kernel"], a["stride"], a["padding"])
         case "avg_pool":
             return nn.AvgPool2d(
-                a["kernel"], a["stride"], a["padding"], ceil_mode=a["ceil_mode"], count_include_pad=a["count_include_pad"]
+                a["kernel"],
+                a["stride"],
+                a["padding"],
+                ceil_mode=a["ceil_mode"],
+                count_include_pad=a["count_include_pad"],
             )
         case "global_pool":
             return GlobalPool(a["kind"])
