@@ -47,6 +47,7 @@ class Block:
     layers: tuple[Layer, ...]
     drop_path: float = 0.0
     zero_init: str | None = None  # local name of the layer zeroed by init.zero_init_last
+    config: dict[str, Any] = field(default_factory=dict)  # the block's options, as its stage's
 
     @property
     def params(self) -> int:
@@ -63,10 +64,15 @@ class Block:
 
 @dataclass(frozen=True)
 class Stage:
+    """A run of blocks sharing one ``config``: kind, preact, mid/out channels,
+    stride and which block carries it, shortcut, SE, ... (what a code
+    generator needs to write the stage as one table row)."""
+
     name: str
     blocks: tuple[Block, ...]
     in_shape: Shape
     out_shape: Shape
+    config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def layers(self) -> tuple[Layer, ...]:
@@ -94,6 +100,8 @@ class Network:
     head: tuple[Layer, ...]
     init: dict[str, Any]
     digest: str  # sha256 of the resolved spec
+    options: dict[str, Any] = field(default_factory=dict)  # act, norm, conv_bias, drop_path, head
+    description: str = ""
 
     def layers(self) -> Iterator[Layer]:
         yield from self.stem

@@ -197,7 +197,7 @@ class _Builder:
                 block = self.block(f"{name}.{i}", shape, block_spec, width, stride if i == at else 1, rates[s][i], s)
                 blocks.append(block)
                 shape = block.out_shape
-            stages.append(Stage(name, tuple(blocks), stage_in, shape))
+            stages.append(Stage(name, tuple(blocks), stage_in, shape, blocks[0].config))
         return stages
 
     def block(
@@ -214,7 +214,10 @@ class _Builder:
             conv = self.conv(f"{name}.conv1", shape, width, spec.kernel, stride, normed=True)
             bn = self.norm(f"{name}.bn1", conv.out_shape)
             layers = (conv, bn, self.act(f"{name}.act1", bn.out_shape))
-            return Block(name, "plain", False, shape, bn.out_shape, stride, layers)
+            config = dict(
+                kind="plain", preact=False, mid=width, out=width, kernel=spec.kernel, stride_block=spec.stride_block
+            )
+            return Block(name, "plain", False, shape, bn.out_shape, stride, layers, config=config)
         out_ch = width * spec.expansion
         if isinstance(spec, BottleneckBlock):
             mid = int(width * spec.base_width / 64 * spec.width_factor) * spec.groups
@@ -255,7 +258,18 @@ class _Builder:
         zero = None
         if self.spec.init.zero_init_last:
             zero = f"conv{len(plan)}" if spec.preact else f"bn{len(plan)}"
-        return Block(name, spec.type, spec.preact, shape, cur, stride, tuple(layers), rate, zero)
+        config = dict(
+            kind=spec.type,
+            preact=spec.preact,
+            mid=plan[0][1],
+            out=out_ch,
+            stride_block=spec.stride_block,
+            stride_at=getattr(spec, "stride_at", "3x3"),
+            groups=getattr(spec, "groups", 1),
+            shortcut=spec.shortcut.type,
+            se=spec.se.model_dump() if spec.se else None,
+        )
+        return Block(name, spec.type, spec.preact, shape, cur, stride, tuple(layers), rate, zero, config)
 
     def shortcut(
         self, name: str, shape: Shape, out: Shape, stride: int, spec: BasicBlock | BottleneckBlock, s: int
@@ -357,6 +371,14 @@ def resolve(spec: Spec, positions: Positions | None = None, input_size: int | tu
         head=tuple(head),
         init=spec.init.model_dump(),
         digest=spec_digest(spec),
+        options=dict(
+            act=spec.act,
+            norm=spec.norm.model_dump(),
+            conv_bias=spec.conv_bias,
+            drop_path=spec.drop_path.model_dump(),
+            head=spec.head.model_dump(),
+        ),
+        description=spec.description,
     )
     if net.params > MAX_PARAMS:
         raise b.fail(f"{net.params:,} parameters exceed the limit of {MAX_PARAMS:,}", ("stages",))

@@ -8,7 +8,6 @@ from conftest import SPEC_NAMES, spec_path
 
 import archgen
 from backends.torch import BACKEND
-from backends.torch.layers import DropPath
 
 
 @pytest.mark.parametrize("name", SPEC_NAMES)
@@ -49,7 +48,7 @@ def test_resnet50_stage_shapes_are_the_papers() -> None:
 
 def test_drop_path_linear_schedule_and_eval_identity() -> None:
     model = archgen.build(spec_path("resnet50"), overrides=["drop_path.rate=0.15"], input_size=32)
-    rates = [m.rate for m in model.modules() if isinstance(m, DropPath)]
+    rates = [m.rate for m in model.modules() if type(m).__name__ == "DropPath"]
     assert rates == pytest.approx([0.15 * i / 15 for i in range(16)])
     x = torch.randn(2, 3, 32, 32)
     model.eval()
@@ -73,7 +72,7 @@ def test_drop_path_single_block_network_has_the_full_rate() -> None:
     model = archgen.build(
         spec_path("resnet18"), overrides={"stages": [{"depth": 1, "width": 8}], "drop_path.rate": 0.1}
     )
-    assert [m.rate for m in model.modules() if isinstance(m, DropPath)] == [0.1]
+    assert [m.rate for m in model.modules() if type(m).__name__ == "DropPath"] == [0.1]
 
 
 def test_zero_init_last() -> None:

@@ -1,23 +1,45 @@
-"""The PyTorch backend object the registry hands out."""
+"""The PyTorch backend: live models are the emitted source, executed.
+
+Rendering the same templates that ``archgen emit`` writes to disk and running
+them in memory means live and emitted models share one implementation of
+every layer; there is no per-forward interpretation of the IR.
+"""
 
 from __future__ import annotations
 
+import linecache
+import sys
+import types
 from typing import Any
 
 import torch
 from torch import nn
 
+from archgen.emit import render
 from archgen.ir import Network, Shape
 
-from .model import ResNet, initialise
+
+def load_source(source: str, module_name: str) -> types.ModuleType:
+    """Execute generated source as an importable module (tracebacks show its lines)."""
+    filename = f"<archgen {module_name}>"
+    module = types.ModuleType(module_name)
+    module.__file__ = filename
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    sys.modules[module_name] = module  # lets pickle and inspect find the classes
+    exec(compile(source, filename, "exec"), module.__dict__)
+    return module
 
 
 class TorchBackend:
     name = "torch"
 
-    def build(self, network: Network, device: str | None = None) -> ResNet:
-        model = ResNet(network)
-        initialise(model, network)
+    def module(self, network: Network) -> types.ModuleType:
+        """The generated model module for a network (what ``archgen emit`` writes)."""
+        source = render(network, "torch", source=f"{network.name} (live)")
+        return load_source(source, f"archgen_live.{network.name}_{network.digest[:12]}")
+
+    def build(self, network: Network, device: str | None = None) -> nn.Module:
+        model = self.module(network).build_model()
         return model.to(device) if device else model
 
     def counts(self, model: nn.Module) -> tuple[int, int]:
@@ -31,20 +53,22 @@ class TorchBackend:
 
     @torch.no_grad()
     def trace(self, model: Any, network: Network, device: str | None = None) -> dict[str, Shape]:
+        """Shapes after the stem, each stage and the head, on a dummy batch of the IR's input shape."""
         shapes: dict[str, Shape] = {}
-        hooks = []
-        stem_last = model.stem_names[-1] if model.stem_names else None
-        for name in ([stem_last] if stem_last else []) + list(model.stage_names):
-            key = "stem" if name == stem_last else name
-            module = getattr(model, name)
-            hooks.append(
-                module.register_forward_hook(lambda m, i, o, key=key: shapes.__setitem__(key, tuple(o.shape[1:])))
+        points = {stage.name: stage.name for stage in network.stages}
+        if network.stem:
+            points[network.stem[-1].name.split(".")[0]] = "stem"
+        hooks = [
+            model.get_submodule(name).register_forward_hook(
+                lambda m, i, o, key=key: shapes.__setitem__(key, tuple(o.shape[1:]))
             )
+            for name, key in points.items()
+        ]
         was_training = model.training
         model.eval()
         try:
-            x = torch.randn(2, *network.input_shape, device=device or _device_of(model))
-            out = model(x)
+            device = device or next(model.parameters()).device
+            out = model(torch.randn(2, *network.input_shape, device=device))
         finally:
             for h in hooks:
                 h.remove()
@@ -53,10 +77,6 @@ class TorchBackend:
             shapes["head"] = tuple(out.shape[1:])
         shapes["output"] = tuple(out.shape[1:])
         return shapes
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
 
 
 BACKEND = TorchBackend()
