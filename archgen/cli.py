@@ -187,6 +187,107 @@ def list_specs(folder: Path) -> None:
         sys.exit(2)
 
 
+def _source_name(path: Path) -> str:
+    """The spec's path as written in emitted headers: relative to the working folder when inside it."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("spec", required=False, type=SPEC_PATH)
+@click.option(
+    "--backend",
+    "-b",
+    "backends",
+    type=click.Choice(registry.emitters()),
+    multiple=True,
+    help="Backend to emit for (repeatable). Default: torch for one spec, every backend with --all.",
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File to write (one spec, one backend)."
+)
+@click.option("--all", "all_specs", is_flag=True, help="Emit every spec of --specs for every backend into --out.")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 naming every stale, missing or extra file.")
+@click.option(
+    "--specs",
+    "spec_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default="specs",
+    show_default=True,
+    help="Folder of specs, with --all.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="generated",
+    show_default=True,
+    help="Folder of emitted files.",
+)
+@set_option
+def emit(
+    spec: Path | None,
+    backends: tuple[str, ...],
+    output: Path | None,
+    all_specs: bool,
+    check: bool,
+    spec_dir: Path,
+    out_dir: Path,
+    overrides: tuple[str, ...],
+) -> None:
+    """Write SPEC as a standalone model file that imports only its framework.
+
+    \b
+    archgen emit specs/resnet50d.yaml                  -> generated/resnet50d_torch.py
+    archgen emit specs/resnet50d.yaml -o model.py --set head.classes=10
+    archgen emit --all                                 regenerate generated/ from specs/
+    archgen emit --all --check                         exit 1 if generated/ is stale
+
+    Files are formatted, identical on every run, and written atomically: an
+    invalid spec leaves any existing file untouched.
+    """
+    from . import emit as emitter
+
+    if all_specs == (spec is not None):
+        raise click.UsageError("give either SPEC or --all")
+    if all_specs and (output or overrides):
+        raise click.UsageError("-o and --set apply to a single SPEC, not --all")
+    chosen = list(backends) or (registry.emitters() if all_specs else ["torch"])
+    if output and len(chosen) > 1:
+        raise click.UsageError("-o names one file: give one --backend")
+    paths = sorted(spec_dir.glob("*.yaml")) if all_specs else [spec]
+    wanted: dict[Path, str] = {}
+    try:
+        for path in paths:
+            _, network = compile_spec(path, list(overrides))
+            source = _source_name(path)
+            for backend in chosen:
+                target = output or emitter.default_path(network.name, backend, out_dir)
+                wanted[target] = emitter.emit(network, backend, source, overrides)
+    except SpecError as exc:
+        _spec_error(exc)
+    if check:
+        stale = [p for p, text in wanted.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
+        extra = []
+        if all_specs and out_dir.is_dir():
+            extra = [p for p in sorted(out_dir.glob("*.py")) if p not in wanted]
+        for p in stale:
+            click.echo(f"stale: {p}" if p.exists() else f"missing: {p}", err=True)
+        for p in extra:
+            click.echo(f"extra: {p} (no spec emits it)", err=True)
+        if stale or extra:
+            click.echo("run: archgen emit --all", err=True)
+            sys.exit(1)
+        click.echo(f"ok: {len(wanted)} emitted files are current")
+        return
+    for target, text in wanted.items():
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            emitter.write_atomic(target, text)
+        click.echo(f"wrote {target}")
+
+
 @main.command(context_settings=CONTEXT)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
 @click.option("--check", is_flag=True, help="With -o: exit 1 if the file is not current, writing nothing.")

@@ -102,6 +102,7 @@ class Context:
     init: dict[str, Any]
     residual: bool
     uses: set[str] = field(default_factory=set)
+    overrides: list[str] = field(default_factory=list)
 
     @property
     def classes(self) -> int | None:
@@ -116,6 +117,21 @@ class Context:
     def stride_last(self) -> bool:
         """Some stage carries its stride on its last block (a table column is needed)."""
         return any(s.stride_last for s in self.stages)
+
+    @property
+    def columns(self) -> list[str]:
+        """Names of the stage table's columns (mid_chs only for residual blocks)."""
+        cols = ["name", "block", "depth", "in_chs", "mid_chs", "out_chs", "stride", "stride_last"]
+        if not self.residual:
+            cols.remove("mid_chs")
+        if not self.stride_last:
+            cols.remove("stride_last")
+        return cols
+
+    @property
+    def rows(self) -> list[list[str]]:
+        """The stage table, as source literals in the order of ``columns``."""
+        return [[f'"{s.name}"' if c == "name" else str(getattr(s, c)) for c in self.columns] for s in self.stages]
 
     @property
     def plain(self) -> bool:
@@ -277,10 +293,12 @@ def _environment(backend: str) -> tuple[jinja2.Environment, str]:
     return env, module.TEMPLATE
 
 
-def render(network: Network, backend: str, source: str) -> str:
+def render(network: Network, backend: str, source: str, overrides: tuple[str, ...] | list[str] = ()) -> str:
     """The backend's source for the network, unformatted (valid Python)."""
     env, template = _environment(backend)
-    return env.get_template(template).render(ctx=build_context(network, source))
+    ctx = build_context(network, source)
+    ctx.overrides = list(overrides)
+    return env.get_template(template).render(ctx=ctx)
 
 
 def format_source(text: str) -> str:
@@ -300,8 +318,9 @@ def format_source(text: str) -> str:
     return result.stdout
 
 
-def emit(network: Network, backend: str, source: str) -> str:
-    return format_source(render(network, backend, source))
+def emit(network: Network, backend: str, source: str, overrides: tuple[str, ...] | list[str] = ()) -> str:
+    """The formatted standalone source: what ``archgen emit`` writes."""
+    return format_source(render(network, backend, source, overrides))
 
 
 def write_atomic(path: Path, text: str) -> None:

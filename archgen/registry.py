@@ -5,6 +5,8 @@ built-in ones are listed here, others register through the
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
 from importlib.metadata import entry_points
 from typing import Any, Protocol
 
@@ -32,6 +34,19 @@ def _external() -> dict[str, str]:
 
 def names() -> list[str]:
     return sorted({**_external(), **BUILTIN})
+
+
+def emitters() -> list[str]:
+    """Backends that bring templates for ``archgen emit`` (a ``templates`` folder beside an ``emit`` module)."""
+    out = []
+    for name in names():
+        target = {**_external(), **BUILTIN}[name].split(":")[0]
+        spec = importlib.util.find_spec(target)
+        if spec and spec.submodule_search_locations:
+            folder = spec.submodule_search_locations[0]
+            if os.path.isfile(os.path.join(folder, "emit.py")) and os.path.isdir(os.path.join(folder, "templates")):
+                out.append(name)
+    return out
 
 
 def get(name: str) -> Backend:
