@@ -29,10 +29,6 @@ class Layer:
     stats: int = 0
     flops: int = 0
 
-    def local(self, prefix: str) -> str:
-        """The name relative to ``prefix`` (a block or section name)."""
-        return self.name[len(prefix) + 1 :] if prefix else self.name
-
 
 @dataclass(frozen=True)
 class Block:

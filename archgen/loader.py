@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from . import spec as spec_models
@@ -316,7 +315,3 @@ def _problems(exc: ValidationError, data: dict, positions: Positions) -> list[Pr
         pos = positions.find(path) or Pos("<spec>", None, None)
         problems.append(Problem(pos.file, pos.line, pos.column, dotted(path), message))
     return problems
-
-
-def dump_yaml(data: Any) -> str:
-    return yaml.safe_dump(data, sort_keys=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from rich.console import Console
 from rich.table import Table
 
 from .ir import Network, Shape
@@ -35,7 +34,3 @@ def network_table(network: Network, title: str | None = None) -> Table:
         style="bold",
     )
     return table
-
-
-def print_network(console: Console, network: Network) -> None:
-    console.print(network_table(network))
