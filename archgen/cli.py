@@ -52,6 +52,14 @@ set_option = click.option(
 input_option = click.option(
     "--input-size", type=click.IntRange(min=1, max=8192), help="Input resolution (square), instead of the spec's."
 )
+specs_option = click.option(
+    "--specs",
+    "spec_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default="specs",
+    show_default=True,
+    help="Folder of specs (for list, and emit --all).",
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary instead.")
 
 
@@ -160,21 +168,14 @@ def build(
 
 
 @main.command("list", context_settings=CONTEXT)
-@click.option(
-    "--dir",
-    "folder",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default="specs",
-    show_default=True,
-    help="Folder of specs.",
-)
-def list_specs(folder: Path) -> None:
+@specs_option
+def list_specs(spec_dir: Path) -> None:
     """List the specs in a folder with their input, params and FLOPs."""
-    table = Table(title=f"specs in {folder}", title_justify="left")
+    table = Table(title=f"specs in {spec_dir}", title_justify="left")
     for col, justify in (("spec", "left"), ("input", "right"), ("params", "right"), ("FLOPs (MACs)", "right")):
         table.add_column(col, justify=justify)
     failed = False
-    for path in sorted(folder.glob("*.yaml")):
+    for path in sorted(spec_dir.glob("*.yaml")):
         try:
             _, network = compile_spec(path)
         except SpecError as exc:
@@ -210,14 +211,7 @@ def _source_name(path: Path) -> str:
 )
 @click.option("--all", "all_specs", is_flag=True, help="Emit every spec of --specs for every backend into --out.")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 naming every stale, missing or extra file.")
-@click.option(
-    "--specs",
-    "spec_dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default="specs",
-    show_default=True,
-    help="Folder of specs, with --all.",
-)
+@specs_option
 @click.option(
     "--out",
     "out_dir",
