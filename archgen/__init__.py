@@ -17,9 +17,21 @@ from .ir import Network
 from .loader import Overrides, load_spec, load_spec_with_positions, parse_override
 from .resolve import resolve
 from .spec import Spec
+from .transfer import transfer_weights
 
 __version__ = "0.1.0"
-__all__ = ["Network", "Problem", "Spec", "SpecError", "__version__", "build", "compile_spec", "load_spec", "resolve"]
+__all__ = [
+    "Network",
+    "Problem",
+    "Spec",
+    "SpecError",
+    "__version__",
+    "build",
+    "compile_spec",
+    "load_spec",
+    "resolve",
+    "transfer_weights",
+]
 
 
 def compile_spec(

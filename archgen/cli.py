@@ -66,7 +66,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print a mach
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, "-V", "--version")
 def main() -> None:
-    """Compile declarative ResNet-family specs (YAML) into PyTorch models.
+    """Compile declarative ResNet-family specs (YAML) into PyTorch and Keras 3 models.
 
     \b
     archgen validate specs/*.yaml          check specs (no framework imported)

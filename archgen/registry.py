@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from .ir import Network, Shape
 
-BUILTIN: dict[str, str] = {"torch": "backends.torch"}
+BUILTIN: dict[str, str] = {"keras": "backends.keras", "torch": "backends.torch"}
 
 
 class Backend(Protocol):

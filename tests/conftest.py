@@ -1,91 +1,32 @@
-"""Shared fixtures: every spec, the devices to run on, random weights, the CLI."""
+"""Shared fixtures: every spec, the devices to run on, random weights."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
+import torch
+
+from backends.torch.randomize import randomize_
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC_DIR = ROOT / "specs"
 SPEC_FILES = sorted(SPEC_DIR.glob("*.yaml"))
 SPEC_NAMES = [p.stem for p in SPEC_FILES]
 
+# oneDNN's CPU convolutions re-layout every weight on each call; for the small
+# batches and inputs of these tests that makes deep nets ~10x slower (ResNet-RS-420
+# at 32 px: 15 s a forward pass with it, 1.6 s without, measured on 2 cores).
+torch.backends.mkldnn.enabled = False
+
+__all__ = ["ROOT", "SPEC_FILES", "SPEC_NAMES", "randomize_", "spec_path"]
+
 
 def spec_path(name: str) -> Path:
     return SPEC_DIR / f"{name}.yaml"
 
 
-try:
-    import torch
-
-    # oneDNN's CPU convolutions re-layout every weight on each call; for the small
-    # batches and inputs of these tests that makes deep nets ~10x slower (ResNet-RS-420
-    # at 32 px: 15 s a forward pass with it, 1.6 s without, measured on 2 cores).
-    torch.backends.mkldnn.enabled = False
-except ImportError:  # the core tests run without torch
-    pass
-
-
-def _devices() -> list[str]:
-    try:
-        import torch
-    except ImportError:  # the core tests run without torch
-        return ["cpu"]
-    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
-
-
-@pytest.fixture(params=_devices())
+@pytest.fixture(params=["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
 def device(request: pytest.FixtureRequest) -> str:
     """Every test taking this runs on the CPU and, where CUDA is visible, on the GPU too."""
     return request.param
-
-
-def _fill(param, gen, kind: str, a: float, b: float) -> None:
-    """Sample in place from the CPU generator (copied over on other devices), so every device gets the same numbers."""
-    import torch
-
-    target = param.data if param.device.type == "cpu" else torch.empty(param.shape, dtype=param.dtype)
-    getattr(target, f"{kind}_")(a, b, generator=gen)
-    if target is not param.data:
-        param.data.copy_(target)
-
-
-def randomize_(model, input_shape, seed: int = 0, batches: int = 2, batch_size: int = 4):
-    """Make every weight of a torch model random, norm statistics included.
-
-    Convs and linears get He-scaled normal weights and small random biases,
-    norm layers random scales and shifts (so no residual branch is zeroed, as
-    a fresh timm model's is), and the running statistics are calibrated on
-    random input (norm layers alone in train mode, cumulative average), which
-    keeps deep nets' activations near unit scale.
-    """
-    import torch
-    from torch import nn
-
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():  # filled in place, on the CPU generator, device-independent
-            if isinstance(m, nn.Conv2d | nn.Linear):
-                fan_in = m.weight[0].numel()
-                _fill(m.weight, gen, "normal", 0.0, math.sqrt(2.0 / fan_in))
-                if m.bias is not None:
-                    _fill(m.bias, gen, "normal", 0.0, 0.1)
-            elif isinstance(m, nn.BatchNorm2d):
-                _fill(m.weight, gen, "uniform", 0.5, 1.5)
-                _fill(m.bias, gen, "normal", 0.0, 0.1)
-        model.eval()
-        norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-        saved = [m.momentum for m in norms]
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None
-            m.train()
-        device = next(model.parameters()).device
-        for _ in range(batches):
-            model(torch.randn((batch_size, *input_shape), generator=gen).to(device))
-        for m, momentum in zip(norms, saved, strict=True):
-            m.momentum = momentum
-        model.eval()
-    return model

@@ -120,3 +120,10 @@ def test_validate_and_summary_import_no_framework() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_build_with_the_keras_backend() -> None:
+    args = ["build", spec_path("resnet50v2"), "--backend", "keras", "--input-size", "64", "--json"]
+    data = json.loads(invoke(args).output)
+    assert data["ok"] is True and data["backend"] == "keras"
+    assert data["params"] + data["stats"] == 25_613_800  # keras.applications ResNet50V2 count_params

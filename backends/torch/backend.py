@@ -40,7 +40,29 @@ class TorchBackend:
 
     def build(self, network: Network, device: str | None = None) -> nn.Module:
         model = self.module(network).build_model()
+        model.archgen_network = network  # lets transfer_weights check and map by IR name
         return model.to(device) if device else model
+
+    def get_weights(self, model: nn.Module, network: Network) -> dict[str, dict[str, Any]]:
+        """Every weighted IR layer's tensors as numpy arrays in PyTorch's layout (the canonical one)."""
+        out: dict[str, dict[str, Any]] = {}
+        for layer in network.layers():
+            if layer.params or layer.stats:
+                module = model.get_submodule(layer.name)
+                out[layer.name] = {
+                    k: v.detach().cpu().numpy() for k, v in module.state_dict().items() if k != "num_batches_tracked"
+                }
+        return out
+
+    @torch.no_grad()
+    def set_weights(self, model: nn.Module, network: Network, weights: dict[str, dict[str, Any]]) -> None:
+        for name, tensors in weights.items():
+            module = model.get_submodule(name)
+            for key, value in tensors.items():
+                target = module.get_buffer(key) if key.startswith("running_") else module.get_parameter(key)
+                if tuple(target.shape) != value.shape:
+                    raise ValueError(f"{name}.{key}: shape {value.shape} does not fit {tuple(target.shape)}")
+                target.copy_(torch.from_numpy(value).to(target.dtype))
 
     def counts(self, model: nn.Module) -> tuple[int, int]:
         params = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,59 @@
+"""Random weights for equivalence checks: every weight random, norm statistics calibrated.
+
+Kept free of archgen imports (torch only), so a test can load it beside an emitted
+file in an interpreter where archgen cannot be imported.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def _fill(param, gen, kind: str, a: float, b: float) -> None:
+    """Sample in place from the CPU generator (copied over on other devices), so every device gets the same numbers."""
+    target = param.data if param.device.type == "cpu" else torch.empty(param.shape, dtype=param.dtype)
+    getattr(target, f"{kind}_")(a, b, generator=gen)
+    if target is not param.data:
+        param.data.copy_(target)
+
+
+def randomize_(
+    model, input_shape, seed: int = 0, batches: int = 2, batch_size: int = 4, gamma: tuple[float, float] = (0.5, 1.5)
+):
+    """Make every weight of a torch model random, norm statistics included.
+
+    Convs and linears get He-scaled normal weights and small random biases,
+    norm layers random scales and shifts (so no residual branch is zeroed, as
+    a fresh timm model's is), and the running statistics are calibrated on
+    random input (norm layers alone in train mode, cumulative average), which
+    keeps deep nets' activations near unit scale. ``gamma`` bounds the random
+    norm scales: smaller scales keep very deep random nets well-conditioned.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():  # filled in place, on the CPU generator, device-independent
+            if isinstance(m, nn.Conv2d | nn.Linear):
+                fan_in = m.weight[0].numel()
+                _fill(m.weight, gen, "normal", 0.0, math.sqrt(2.0 / fan_in))
+                if m.bias is not None:
+                    _fill(m.bias, gen, "normal", 0.0, 0.1)
+            elif isinstance(m, nn.BatchNorm2d):
+                _fill(m.weight, gen, "uniform", *gamma)
+                _fill(m.bias, gen, "normal", 0.0, 0.1)
+        model.eval()
+        norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+        saved = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None
+            m.train()
+        device = next(model.parameters()).device
+        for _ in range(batches):
+            model(torch.randn((batch_size, *input_shape), generator=gen).to(device))
+        for m, momentum in zip(norms, saved, strict=True):
+            m.momentum = momentum
+        model.eval()
+    return model
