@@ -282,7 +282,10 @@ def _block_doc(config: dict[str, Any]) -> str:
 def _environment(backend: str) -> tuple[jinja2.Environment, str]:
     module = importlib.import_module(f"backends.{backend}.emit")
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader(f"backends.{backend}", "templates"),
+        # The backend's templates first, then the framework-free pieces they share.
+        loader=jinja2.ChoiceLoader(
+            [jinja2.PackageLoader(f"backends.{backend}", "templates"), jinja2.PackageLoader("archgen", "templates")]
+        ),
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
