@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torchvision  # noqa: F401  (see below)
 
 from backends.torch.randomize import randomize_
 
@@ -13,6 +14,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SPEC_DIR = ROOT / "specs"
 SPEC_FILES = sorted(SPEC_DIR.glob("*.yaml"))
 SPEC_NAMES = [p.stem for p in SPEC_FILES]
+
+# torchvision is imported before anything can import tensorflow: with tensorflow 2.21
+# loaded first, importing triton (which torchvision's models pull in through torch's
+# dynamo) aborts the interpreter ("Fatal Python error: Aborted"), measured here.
 
 # oneDNN's CPU convolutions re-layout every weight on each call; for the small
 # batches and inputs of these tests that makes deep nets ~10x slower (ResNet-RS-420
