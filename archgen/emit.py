@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import importlib
 import json
+import linecache
 import os
 import subprocess
+import sys
 import tempfile
+import textwrap
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -279,6 +283,28 @@ def _block_doc(config: dict[str, Any]) -> str:
     return text[0].upper() + text[1:] + "."
 
 
+def pystr(text: str) -> str:
+    """Text safe on one comment line: no line breaks, printable ASCII only."""
+    return "".join(c if c.isprintable() and c.isascii() else repr(c)[1:-1] for c in str(text))
+
+
+def docstring(text: str, width: int = 88) -> str:
+    """Free text made safe inside a triple-quoted docstring, wrapped."""
+    text = pystr(text).replace("\\", "\\\\").replace('"' * 3, "'" * 3)
+    return "\n".join(textwrap.wrap(text, width))
+
+
+def load_source(source: str, module_name: str) -> types.ModuleType:
+    """Execute generated source as an importable module (tracebacks show its lines)."""
+    filename = f"<archgen {module_name}>"
+    module = types.ModuleType(module_name)
+    module.__file__ = filename
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    sys.modules[module_name] = module  # lets pickle and inspect find the classes
+    exec(compile(source, filename, "exec"), module.__dict__)
+    return module
+
+
 def _environment(backend: str) -> tuple[jinja2.Environment, str]:
     module = importlib.import_module(f"backends.{backend}.emit")
     env = jinja2.Environment(
@@ -292,6 +318,7 @@ def _environment(backend: str) -> tuple[jinja2.Environment, str]:
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # Python source, not HTML; every value is a number or a validated identifier
     )
+    env.filters.update(pystr=pystr, docstring=docstring)  # the same for every backend
     env.filters.update(module.FILTERS)
     return env, module.TEMPLATE
 

@@ -6,10 +6,9 @@ import math
 import os
 from typing import Any
 
-from archgen.emit import render
+from archgen.emit import load_source, render
 from archgen.ir import Network, Shape
 
-from ..torch.backend import load_source
 from .emit import keras_name
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

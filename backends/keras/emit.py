@@ -6,8 +6,6 @@ import re
 
 from archgen.ir import Layer
 
-from ..torch.emit import docstring, pystr
-
 TEMPLATE = "model.py.j2"
 
 # Keras 3 activation for each spec activation (leaky_relu needs PyTorch's slope).
@@ -79,8 +77,6 @@ def snake(name: str) -> str:
 
 
 FILTERS = {
-    "docstring": docstring,
-    "pystr": pystr,
     "activation": activation,
     "apply": apply,
     "extra_activations": extra_activations,

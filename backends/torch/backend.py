@@ -7,27 +7,14 @@ every layer; there is no per-forward interpretation of the IR.
 
 from __future__ import annotations
 
-import linecache
-import sys
 import types
 from typing import Any
 
 import torch
 from torch import nn
 
-from archgen.emit import render
+from archgen.emit import load_source, render
 from archgen.ir import Network, Shape
-
-
-def load_source(source: str, module_name: str) -> types.ModuleType:
-    """Execute generated source as an importable module (tracebacks show its lines)."""
-    filename = f"<archgen {module_name}>"
-    module = types.ModuleType(module_name)
-    module.__file__ = filename
-    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
-    sys.modules[module_name] = module  # lets pickle and inspect find the classes
-    exec(compile(source, filename, "exec"), module.__dict__)
-    return module
 
 
 class TorchBackend:

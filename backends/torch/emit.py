@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
-
 from archgen.ir import Layer
 
 TEMPLATE = "model.py.j2"
@@ -65,15 +63,4 @@ def module(layer: Layer, network_act: str) -> str:
     raise ValueError(f"no PyTorch expression for IR op '{layer.op}' ({layer.name})")
 
 
-def pystr(text: str) -> str:
-    """Text safe on one comment line: no line breaks, printable ASCII only."""
-    return "".join(c if c.isprintable() and c.isascii() else repr(c)[1:-1] for c in str(text))
-
-
-def docstring(text: str, width: int = 88) -> str:
-    """Free text made safe inside a triple-quoted docstring, wrapped."""
-    text = pystr(text).replace("\\", "\\\\").replace('"' * 3, "'" * 3)
-    return "\n".join(textwrap.wrap(text, width))
-
-
-FILTERS = {"docstring": docstring, "activation": activation, "module": module, "conv_args": conv_args, "pystr": pystr}
+FILTERS = {"activation": activation, "module": module, "conv_args": conv_args}
