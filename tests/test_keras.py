@@ -3,19 +3,17 @@ the same function as the PyTorch model for every spec (float64 and float32)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
-import torch
-from conftest import ROOT, SPEC_NAMES, randomize_, spec_path
+from conftest import ROOT, SPEC_NAMES, spec_path
 
 import archgen
+from archgen.compare import Comparison, compare, compare_models
 from backends.keras import BACKEND as KERAS
 from backends.torch import BACKEND as TORCH
 
@@ -30,44 +28,15 @@ SIZE = 40
 GAMMA = (0.05, 0.15)
 
 
-@contextlib.contextmanager
-def floatx(dtype: str) -> Iterator[None]:
-    import keras
-
-    # Layers take their dtype from the global policy, which Keras fixes at first use.
-    saved = keras.config.floatx(), keras.config.dtype_policy()
-    keras.config.set_floatx(dtype)
-    keras.config.set_dtype_policy(dtype)
-    try:
-        yield
-    finally:
-        keras.config.set_floatx(saved[0])
-        keras.config.set_dtype_policy(saved[1])
-
-
-def relative_error(name: str, dtype: str, direction: str = "torch->keras") -> tuple[float, float]:
-    """Max |torch - keras| / max(1, |logits|) after moving random weights across."""
-    import keras
-
+def comparison(name: str, dtype: str, device: str | None = None) -> Comparison:
+    """torch vs Keras at every stage boundary, after moving random weights across (archgen compare)."""
     _, network = archgen.compile_spec(spec_path(name), input_size=SIZE)
-    tmodel = TORCH.build(network)
-    randomize_(tmodel, (3, 64, 64), seed=0, batches=2, batch_size=8, gamma=GAMMA)
-    with floatx(dtype):
-        kmodel = KERAS.build(network)
-    if direction == "torch->keras":
-        archgen.transfer_weights(tmodel, kmodel)
-    else:  # through Keras and back into a fresh torch model
-        archgen.transfer_weights(tmodel, kmodel)
-        tmodel = TORCH.build(network)
-        archgen.transfer_weights(kmodel, tmodel)
-    tmodel = tmodel.eval().to(getattr(torch, dtype))
-    x = np.random.default_rng(1).standard_normal((2, 3, SIZE, SIZE)).astype(dtype)
-    with torch.no_grad():
-        expected = tmodel(torch.from_numpy(x)).numpy()
-    got = keras.ops.convert_to_numpy(kmodel(x.transpose(0, 2, 3, 1), training=False))
-    assert np.isfinite(expected).all() and expected.std() > 1e-4
-    scale = max(1.0, float(np.abs(expected).max()))
-    return float(np.abs(got - expected).max()) / scale, scale
+    return compare(network, "keras", dtype=dtype, gamma=GAMMA, device=device)
+
+
+def relative_error(name: str, dtype: str) -> float:
+    """The worst relative difference over all boundaries (used by the KERAS_BACKEND=torch run too)."""
+    return comparison(name, dtype).worst
 
 
 @pytest.mark.parametrize("name", SPEC_NAMES)
@@ -79,17 +48,46 @@ def test_keras_model_matches_ir(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", SPEC_NAMES)
-def test_same_function_as_torch_in_float64_and_float32(name: str) -> None:
-    err64, _ = relative_error(name, "float64")
-    assert err64 <= 1e-9, f"float64: max relative difference {err64:.3g}"
-    err32, _ = relative_error(name, "float32")
-    assert err32 <= 1e-4, f"float32: max relative difference {err32:.3g}"
+def test_same_function_as_torch_in_float64_and_float32(name: str, device: str) -> None:
+    for dtype, tolerance in (("float64", 1e-9), ("float32", 1e-4)):
+        result = comparison(name, dtype, device)
+        assert result.tolerance == tolerance
+        assert result.ok, result.text()  # the table names the first diverging stage
+        # the comparison saw real signal: a broken layer would show far above the tolerance
+        assert all(np.isfinite(p.max_abs) and p.max_abs > 1e-4 for p in result.points), result.text()
 
 
 @pytest.mark.parametrize("name", ["resnet50d", "resnet50v2", "seresnet50"])
 def test_transfer_back_from_keras(name: str) -> None:
-    err, _ = relative_error(name, "float64", direction="keras->torch")
-    assert err <= 1e-9
+    """torch -> Keras -> a fresh torch model: that model and the Keras one compute the same function."""
+    _, network = archgen.compile_spec(spec_path(name), input_size=SIZE)
+    first = TORCH.build(network)
+    TORCH.randomize(first, network, seed=0, gamma=GAMMA)
+    kmodel = KERAS.build(network, dtype="float64")
+    archgen.transfer_weights(first, kmodel)
+    back = TORCH.build(network, dtype="float64")
+    archgen.transfer_weights(kmodel, back)
+    x = np.random.default_rng(1).standard_normal((2, *network.input_shape))
+    result = compare_models(network, back, kmodel, x, "float64")
+    assert result.ok, result.text()
+
+
+def test_compare_names_the_first_diverging_stage() -> None:
+    """A deliberately broken port (one layer3 weight changed by 1%) is caught at layer3, not before."""
+    _, network = archgen.compile_spec(spec_path("resnet18"), input_size=SIZE)
+    tmodel = TORCH.build(network)
+    TORCH.randomize(tmodel, network, seed=0, gamma=GAMMA)
+    kmodel = KERAS.build(network)
+    archgen.transfer_weights(tmodel, kmodel)
+    conv = kmodel.get_layer("layer3_0_conv1")
+    kernel, *rest = conv.get_weights()
+    conv.set_weights([kernel * 1.01, *rest])
+    x = np.random.default_rng(1).standard_normal((2, *network.input_shape)).astype("float32")
+    result = compare_models(network, tmodel, kmodel, x, "float32")
+    assert not result.ok
+    assert result.first_divergence is not None and result.first_divergence.name == "layer3", result.text()
+    assert all(p.relative <= 1e-4 for p in result.points[:3]), result.text()  # stem, layer1, layer2
+    assert "DIVERGES at layer3" in result.text()
 
 
 def test_transfer_refuses_different_specs() -> None:
@@ -106,7 +104,7 @@ def test_keras_under_its_torch_backend() -> None:
         f"sys.path.insert(0, {str(ROOT / 'tests')!r})\n"
         "import keras, test_keras\n"
         "assert keras.backend.backend() == 'torch'\n"
-        "print(json.dumps([test_keras.relative_error(n, 'float32')[0] for n in ('resnet50d', 'resnet50v2')]))\n"
+        "print(json.dumps([test_keras.relative_error(n, 'float32') for n in ('resnet50d', 'resnet50v2')]))\n"
     )
     env = {**os.environ, "KERAS_BACKEND": "torch"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)

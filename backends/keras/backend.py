@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import re
+from collections.abc import Iterator
 from typing import Any
 
 from archgen.emit import load_source, render
@@ -17,10 +20,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 class KerasBackend:
     name = "keras"
 
-    def build(self, network: Network, device: str | None = None) -> Any:
+    def build(self, network: Network, device: str | None = None, dtype: str | None = None) -> Any:
+        """A live Keras model; ``dtype`` (e.g. float64) sets every layer's dtype policy.
+
+        ``device`` is left to Keras' own placement (its backend picks the accelerator).
+        """
         source = render(network, "keras", source=f"{network.name} (live)")
         module = load_source(source, f"archgen_live_keras.{network.name}_{network.digest[:12]}")
-        model = module.build_model()
+        with _floatx(dtype):
+            model = module.build_model()
         model.archgen_network = network  # lets transfer_weights check and map by IR name
         return model
 
@@ -63,32 +71,81 @@ class KerasBackend:
         size = lambda weights: sum(math.prod(int(d) for d in w.shape) for w in weights)  # noqa: E731
         return size(model.trainable_weights), size(model.non_trainable_weights)
 
-    def trace(self, model: Any, network: Network, device: str | None = None) -> dict[str, Shape]:
-        """Shapes (channels-first, as the IR's) after the stem, each stage and the head."""
+    def outputs(self, model: Any, network: Network, x: Any) -> dict[str, Any]:
+        """Inference activations (numpy, channels-first as the IR's) after the stem, every stage
+        and the head, for a channels-first numpy batch ``x``."""
         import keras
-        import numpy as np
 
         points = [s.name for s in network.stages]
         if network.stem:
             points.insert(0, "stem")
         probe = keras.Model(model.inputs[0], [model.get_layer(p).output for p in points] + [model.output])
-        c, h, w = network.input_shape
-        outs = probe(np.random.default_rng(0).standard_normal((2, h, w, c)).astype("float32"), training=False)
-        shapes = {
-            p: _channels_first(tuple(int(d) for d in o.shape[1:]))
-            for p, o in zip([*points, "output"], outs, strict=True)
+        outs = probe(x.transpose(0, 2, 3, 1).astype(model.dtype), training=False)
+        found = {
+            p: _channels_first(keras.ops.convert_to_numpy(o)) for p, o in zip([*points, "output"], outs, strict=True)
         }
         if network.head:
-            shapes["head"] = shapes["output"]
-        return shapes
+            found["head"] = found["output"]
+        return found
+
+    def trace(self, model: Any, network: Network, device: str | None = None) -> dict[str, Shape]:
+        """Shapes (channels-first, as the IR's) after the stem, each stage and the head."""
+        import numpy as np
+
+        x = np.random.default_rng(0).standard_normal((2, *network.input_shape), dtype=np.float32)
+        return {k: tuple(v.shape[1:]) for k, v in self.outputs(model, network, x).items()}
+
+    def weights_file_layout(self, model: Any, network: Network) -> list[tuple[str, tuple[int, ...], str]]:
+        """(dataset path, shape, IR layer) of every array ``model.save_weights`` writes, in file order.
+
+        Keras 3 names a functional model's layers in its ``.weights.h5`` by class (``conv2d_12``), not
+        by layer name, so a file fits a model only position by position; this lists the positions.
+        """
+        used: dict[str, int] = {}
+        ir_names = {keras_name(x.name): x.name for x in network.layers()}
+        out = []
+        for layer in model.layers:
+            base = _snake(type(layer).__name__)
+            used[base] = used.get(base, -1) + 1
+            key = base if used[base] == 0 else f"{base}_{used[base]}"
+            for i, var in enumerate(layer.weights):
+                out.append(
+                    (f"layers/{key}/vars/{i}", tuple(int(d) for d in var.shape), ir_names.get(layer.name, layer.name))
+                )
+        return out
+
+
+@contextlib.contextmanager
+def _floatx(dtype: str | None) -> Iterator[None]:
+    """Layers take their dtype from the global policy when created; set it for one build only."""
+    if not dtype:
+        yield
+        return
+    import keras
+
+    saved = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx(dtype)
+    keras.config.set_dtype_policy(dtype)
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(saved[0])
+        keras.config.set_dtype_policy(saved[1])
 
 
 # Keras' BatchNormalization weights in order, under PyTorch's names.
 _NORM_KEYS = ("weight", "bias", "running_mean", "running_var")
 
 
-def _channels_first(shape: tuple[int, ...]) -> Shape:
-    return (shape[-1], *shape[:-1]) if len(shape) == 3 else shape
+def _snake(name: str) -> str:
+    """Keras' own class-name to file-key rule (``BatchNormalization`` -> ``batch_normalization``)."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _channels_first(array: Any) -> Any:
+    return array.transpose(0, 3, 1, 2) if array.ndim == 4 else array
 
 
 BACKEND = KerasBackend()

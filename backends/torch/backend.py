@@ -25,10 +25,20 @@ class TorchBackend:
         source = render(network, "torch", source=f"{network.name} (live)")
         return load_source(source, f"archgen_live.{network.name}_{network.digest[:12]}")
 
-    def build(self, network: Network, device: str | None = None) -> nn.Module:
+    def build(self, network: Network, device: str | None = None, dtype: str | None = None) -> nn.Module:
         model = self.module(network).build_model()
         model.archgen_network = network  # lets transfer_weights check and map by IR name
+        if dtype:
+            model = model.to(getattr(torch, dtype))
         return model.to(device) if device else model
+
+    def randomize(
+        self, model: nn.Module, network: Network, seed: int = 0, gamma: tuple[float, float] = (0.5, 1.5)
+    ) -> None:
+        """Every weight random, norm statistics calibrated on two random batches of 8 at the IR's input size."""
+        from .randomize import randomize_
+
+        randomize_(model, network.input_shape, seed=seed, batches=2, batch_size=8, gamma=gamma)
 
     def get_weights(self, model: nn.Module, network: Network) -> dict[str, dict[str, Any]]:
         """Every weighted IR layer's tensors as numpy arrays in PyTorch's layout (the canonical one)."""
@@ -61,31 +71,37 @@ class TorchBackend:
         return params, stats
 
     @torch.no_grad()
-    def trace(self, model: Any, network: Network, device: str | None = None) -> dict[str, Shape]:
-        """Shapes after the stem, each stage and the head, on a dummy batch of the IR's input shape."""
-        shapes: dict[str, Shape] = {}
+    def outputs(self, model: nn.Module, network: Network, x: Any) -> dict[str, Any]:
+        """Eval-mode activations (numpy, channels-first) after the stem, every stage and the head,
+        for a channels-first numpy batch ``x``; run in the model's own dtype and device."""
+        found: dict[str, Any] = {}
         points = {stage.name: stage.name for stage in network.stages}
         if network.stem:
             points[network.stem[-1].name.split(".")[0]] = "stem"
         hooks = [
-            model.get_submodule(name).register_forward_hook(
-                lambda m, i, o, key=key: shapes.__setitem__(key, tuple(o.shape[1:]))
-            )
+            model.get_submodule(name).register_forward_hook(lambda m, i, o, key=key: found.__setitem__(key, o))
             for name, key in points.items()
         ]
         was_training = model.training
         model.eval()
         try:
-            device = device or next(model.parameters()).device
-            out = model(torch.randn(2, *network.input_shape, device=device))
+            ref = next(model.parameters())
+            out = model(torch.from_numpy(x).to(device=ref.device, dtype=ref.dtype))
         finally:
             for h in hooks:
                 h.remove()
             model.train(was_training)
         if network.head:
-            shapes["head"] = tuple(out.shape[1:])
-        shapes["output"] = tuple(out.shape[1:])
-        return shapes
+            found["head"] = out
+        found["output"] = out
+        return {k: v.detach().cpu().numpy() for k, v in found.items()}
+
+    def trace(self, model: Any, network: Network, device: str | None = None) -> dict[str, Shape]:
+        """Shapes after the stem, each stage and the head, on a dummy batch of the IR's input shape."""
+        import numpy as np
+
+        x = np.random.default_rng(0).standard_normal((2, *network.input_shape), dtype=np.float32)
+        return {k: tuple(v.shape[1:]) for k, v in self.outputs(model, network, x).items()}
 
 
 BACKEND = TorchBackend()

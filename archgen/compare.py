@@ -1,0 +1,178 @@
+"""Stage-by-stage comparison of one network in two backends (``archgen compare``).
+
+The reference backend (torch) gets random weights, every one of them, norm
+statistics calibrated; they are moved into the other backend with
+``transfer_weights``; both run the same random input in eval mode, and the
+activations are compared at every stage boundary, so a broken port names the
+first stage where the two stop agreeing instead of only a wrong output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rich.table import Table
+
+from . import registry
+from .ir import Network, Shape
+from .summary import shape_text
+from .transfer import backend_of, transfer_weights
+
+# Relative tolerances (of max(1, the reference's largest magnitude) at each point): float64 agreement
+# proves the same function free of rounding; float32 is what a port must hold on every spec.
+TOLERANCE = {"float64": 1e-9, "float32": 1e-4}
+
+
+@dataclass(frozen=True)
+class Point:
+    """The two backends' activations at one boundary (stem, a stage, the head, the output)."""
+
+    name: str
+    shape: Shape
+    max_abs: float  # largest magnitude of the reference's activation
+    max_diff: float  # largest absolute difference between the two
+
+    @property
+    def relative(self) -> float:
+        return self.max_diff / max(1.0, self.max_abs)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    network: str
+    reference: str
+    other: str
+    dtype: str
+    input_shape: tuple[int, ...]
+    points: tuple[Point, ...]
+    tolerance: float
+
+    @property
+    def worst(self) -> float:
+        return max(p.relative for p in self.points)
+
+    @property
+    def ok(self) -> bool:
+        return self.worst <= self.tolerance
+
+    @property
+    def first_divergence(self) -> Point | None:
+        """The earliest boundary beyond the tolerance: where a broken port goes wrong."""
+        return next((p for p in self.points if not p.relative <= self.tolerance), None)
+
+    def table(self) -> Table:
+        title = f"{self.network}: {self.reference} vs {self.other}, {self.dtype}, input {shape_text(self.input_shape)}"
+        table = Table(title=title, title_justify="left")
+        for col, justify in (
+            ("point", "left"),
+            ("shape", "right"),
+            (f"max |{self.reference}|", "right"),
+            ("max |diff|", "right"),
+            ("relative", "right"),
+            ("", "left"),
+        ):
+            table.add_column(col, justify=justify)
+        first = self.first_divergence
+        for p in self.points:
+            mark = "" if p.relative <= self.tolerance else ("FIRST DIVERGENCE" if p is first else "over")
+            table.add_row(
+                p.name, shape_text(p.shape), f"{p.max_abs:.4g}", f"{p.max_diff:.3e}", f"{p.relative:.3e}", mark
+            )
+        return table
+
+    def verdict(self) -> str:
+        first = self.first_divergence
+        if first is None:
+            return f"ok: worst relative difference {self.worst:.3e} (tolerance {self.tolerance:.0e})"
+        return (
+            f"DIVERGES at {first.name}: relative difference {first.relative:.3e} "
+            f"(tolerance {self.tolerance:.0e}); every point before it agrees"
+        )
+
+    def text(self) -> str:
+        """The table and verdict as plain text (for assertion messages and logs)."""
+        from rich.console import Console
+
+        console = Console(width=120, record=True, file=_Null(), color_system=None)
+        console.print(self.table())
+        console.print(self.verdict())
+        return console.export_text()
+
+
+class _Null:
+    def write(self, _: str) -> int:
+        return 0
+
+    def flush(self) -> None:
+        pass
+
+
+def compare_models(
+    network: Network, reference: Any, other: Any, x: Any, dtype: str, tolerance: float | None = None
+) -> Comparison:
+    """Run channels-first batch ``x`` through two live models of ``network`` and compare every boundary."""
+    import numpy as np
+
+    names = [backend_of(reference), backend_of(other)]
+    want = registry.get(names[0]).outputs(reference, network, x)
+    got = registry.get(names[1]).outputs(other, network, x)
+    points = []
+    boundaries = network.boundaries()
+    if "head" in boundaries:  # the head's output is the network's
+        del boundaries["output"]
+    for name, shape in boundaries.items():
+        a, b = np.asarray(want[name], dtype=np.float64), np.asarray(got[name], dtype=np.float64)
+        if a.shape != b.shape:
+            raise AssertionError(f"{name}: shapes differ, {names[0]} {a.shape} and {names[1]} {b.shape}")
+        points.append(Point(name, shape, float(np.abs(a).max()), float(np.abs(a - b).max())))
+    return Comparison(
+        network.name,
+        names[0],
+        names[1],
+        dtype,
+        tuple(x.shape),
+        tuple(points),
+        TOLERANCE[dtype] if tolerance is None else tolerance,
+    )
+
+
+def compare(
+    network: Network,
+    other: str = "keras",
+    *,
+    reference: str = "torch",
+    dtype: str = "float32",
+    seed: int = 0,
+    batch: int = 2,
+    gamma: tuple[float, float] = (0.5, 1.5),
+    weights: dict[str, dict[str, Any]] | None = None,
+    device: str | None = None,
+    tolerance: float | None = None,
+) -> Comparison:
+    """Build ``network`` in both backends, give the reference random (or the given) weights, move
+    them across with ``transfer_weights`` and compare the two at every stage boundary.
+
+    ``weights`` are per-layer tensors in PyTorch's layout (as ``port`` reads them from a
+    checkpoint); without them every weight is random with norm scales drawn from ``gamma``.
+    """
+    import numpy as np
+
+    if dtype not in TOLERANCE:
+        raise ValueError(f"dtype must be one of {', '.join(TOLERANCE)}, not {dtype!r}")
+    ref_impl, other_impl = registry.get(reference), registry.get(other)
+    ref_model = ref_impl.build(network, device=device)
+    if weights is None:
+        if not hasattr(ref_impl, "randomize"):
+            raise ValueError(f"the {reference} backend cannot draw random weights; use reference='torch'")
+        ref_impl.randomize(ref_model, network, seed=seed, gamma=gamma)
+    else:
+        ref_impl.set_weights(ref_model, network, weights)
+    if dtype != "float32":  # drawn in float32, then the same numbers in the wider type
+        drawn = ref_impl.get_weights(ref_model, network)
+        ref_model = ref_impl.build(network, device=device, dtype=dtype)
+        ref_impl.set_weights(ref_model, network, drawn)
+    other_model = other_impl.build(network, device=device, dtype=dtype)
+    transfer_weights(ref_model, other_model)
+    x = np.random.default_rng(seed + 1).standard_normal((batch, *network.input_shape)).astype(dtype)
+    return compare_models(network, ref_model, other_model, x, dtype, tolerance)
