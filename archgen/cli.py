@@ -131,12 +131,7 @@ def build(
     IR's; a mismatch exits 1.
     """
     network = _compile(spec, overrides, input_size)
-    try:
-        impl = registry.get(backend)
-    except ImportError as exc:
-        raise click.ClickException(
-            f"the {backend} backend needs {exc.name or 'its framework'}: pip install 'archgen[{backend}]'"
-        ) from None
+    impl = _backend_or_exit(backend)
     model = impl.build(network, device=device)
     params, stats = impl.counts(model)
     shapes = impl.trace(model, network, device=device)
@@ -165,6 +160,172 @@ def build(
             )
     if not ok:
         sys.exit(1)
+
+
+def _backend_or_exit(name: str) -> Any:
+    try:
+        return registry.get(name)
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the {name} backend needs {exc.name or 'its framework'}: pip install 'archgen[{name}]'"
+        ) from None
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("spec", type=SPEC_PATH)
+@click.option(
+    "--backend",
+    "-b",
+    "other",
+    type=click.Choice([n for n in registry.names() if n != "torch"]),
+    default="keras",
+    show_default=True,
+    help="Backend to compare with PyTorch.",
+)
+@click.option(
+    "--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True, help="Precision."
+)
+@click.option(
+    "--weights",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A PyTorch checkpoint (.pth/.pt/.bin/.safetensors) to compare with, instead of random weights.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights and input.")
+@click.option("--batch", type=click.IntRange(1, 256), default=2, show_default=True, help="Batch size of the input.")
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(min=0),
+    help="Largest relative difference accepted (default: 1e-4 in float32, 1e-9 in float64).",
+)
+@click.option("--device", default=None, help="Device for the PyTorch model (e.g. cuda).")
+@set_option
+@input_option
+@json_option
+def compare(
+    spec: Path,
+    other: str,
+    dtype: str,
+    weights: Path | None,
+    seed: int,
+    batch: int,
+    tolerance: float | None,
+    device: str | None,
+    overrides: tuple[str, ...],
+    input_size: int | None,
+    as_json: bool,
+) -> None:
+    """Build SPEC in PyTorch and another backend, move the weights across, run one input through
+    both and print the largest difference after the stem, every stage and the head.
+
+    Weights are random (every one, norm statistics calibrated) unless --weights names a
+    checkpoint. Differences are relative to max(1, the largest PyTorch value at that point);
+    the first point beyond the tolerance is named, and the command then exits 1.
+
+    \b
+    archgen compare specs/resnet50d.yaml --input-size 64
+    archgen compare specs/resnetrs152.yaml --dtype float64 --weights rs152.safetensors
+    """
+    from .compare import compare as run_compare
+    from .port import check_state, read_torch_checkpoint
+
+    network = _compile(spec, overrides, input_size)
+    for name in ("torch", other):
+        _backend_or_exit(name)
+    try:
+        given = check_state(read_torch_checkpoint(weights), network, weights) if weights else None
+    except SpecError as exc:
+        _spec_error(exc)
+    result = run_compare(
+        network, other, dtype=dtype, seed=seed, batch=batch, weights=given, device=device, tolerance=tolerance
+    )
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        console = _console()
+        console.print(result.table())
+        console.print(result.verdict(), style=None if result.ok else "bold red")
+    if not result.ok:
+        sys.exit(1)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--spec", "spec", required=True, type=SPEC_PATH, help="The spec the weights belong to.")
+@click.option("--to", "target", required=True, type=click.Choice(["keras", "torch"]), help="Framework to port to.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write: NAME.weights.h5 (--to keras); NAME.pth, .pt, .bin or .safetensors (--to torch).",
+)
+@click.option(
+    "--verify/--no-verify",
+    default=True,
+    show_default=True,
+    help="Before the output appears, read it back and compare both models stage by stage on a random batch.",
+)
+@set_option
+def port(checkpoint: Path, spec: Path, target: str, output: Path, verify: bool, overrides: tuple[str, ...]) -> None:
+    """Port CHECKPOINT of SPEC's model from one framework to the other.
+
+    \b
+    --to keras: CHECKPOINT is a PyTorch state_dict (torchvision/timm style; .pth, .pt,
+                .bin or .safetensors; a 'state_dict'/'model' wrapper and a 'module.'
+                prefix are accepted); OUT is a Keras weights file for the spec's Keras
+                model (model.load_weights(OUT)).
+    --to torch: CHECKPOINT is such a Keras weights file; OUT a PyTorch state_dict.
+
+    Every tensor's name and shape is checked against the spec first: a missing,
+    unexpected or misshapen one is named (exit 2) and nothing is written. The
+    output is written beside its final name and renamed when complete (and verified).
+
+    \b
+    archgen port resnet50.pth --spec specs/resnet50.yaml --to keras -o resnet50.weights.h5
+    archgen port resnet50.weights.h5 --spec specs/resnet50.yaml --to torch -o back.safetensors
+    """
+    from rich.progress import track
+
+    from . import port as porting
+
+    def fail(message: str) -> NoReturn:
+        raise click.BadParameter(message, param_hint="'-o' / '--output'" if "output" in message else "'CHECKPOINT'")
+
+    sources = porting.TORCH_SUFFIXES if target == "keras" else (porting.KERAS_SUFFIX,)
+    outputs = (porting.KERAS_SUFFIX,) if target == "keras" else porting.TORCH_SUFFIXES
+    if not checkpoint.name.endswith(sources):
+        fail(f"--to {target} reads a {' / '.join(sources)} file, not '{checkpoint.name}'")
+    if not output.name.endswith(outputs):
+        fail(f"--to {target}: the output must end with {' / '.join(outputs)}, not '{output.name}'")
+    if output.resolve() == checkpoint.resolve():
+        fail("the output would overwrite the checkpoint")
+    if not output.parent.is_dir():
+        fail(f"the output's folder '{output.parent}' does not exist")
+    network = _compile(spec, overrides, None)
+    for name in ("torch", "keras"):
+        _backend_or_exit(name)
+    stderr = Console(stderr=True, highlight=False)
+
+    def progress(items: Any, description: str, total: int) -> Any:
+        return track(items, description=description, total=total, console=stderr, transient=True)
+
+    run = porting.torch_to_keras if target == "keras" else porting.keras_to_torch
+    try:
+        weights, result = run(checkpoint, network, output, progress=progress, check=verify)
+    except SpecError as exc:
+        _spec_error(exc)
+    except porting.VerificationError as exc:
+        _console().print(exc.comparison.table())
+        click.echo(f"error: the ported weights do not compute what the checkpoint does: {exc}", err=True)
+        click.echo(f"nothing was written to {output}", err=True)
+        sys.exit(1)
+    tensors = sum(len(t) for t in weights.values())
+    click.echo(
+        f"wrote {output}: {tensors} tensors of {len(weights)} layers "
+        f"({network.params:,} params, {network.stats:,} norm statistics) for {network.name}"
+    )
+    if result is not None:
+        click.echo(f"verified: {result.verdict().removeprefix('ok: ')} over {len(result.points)} boundaries")
 
 
 @main.command("list", context_settings=CONTEXT)

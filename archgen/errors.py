@@ -55,6 +55,13 @@ class SpecError(ValueError):
         return self.problems[0].message
 
 
+class CheckpointError(SpecError):
+    """A weights file cannot be read or does not fit the spec (``archgen port``; exit 2 in the CLI).
+
+    ``file`` is the weights file, ``field`` the first mismatching tensor (or IR layer), ``line`` None.
+    """
+
+
 def dotted(path: tuple[str | int, ...]) -> str:
     """Render a field path the way users write it in ``--set``: ``stages.2.depth``."""
     return ".".join(str(p) for p in path)

@@ -6,7 +6,7 @@ import contextlib
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from archgen.emit import load_source, render
@@ -32,11 +32,14 @@ class KerasBackend:
         model.archgen_network = network  # lets transfer_weights check and map by IR name
         return model
 
-    def get_weights(self, model: Any, network: Network) -> dict[str, dict[str, Any]]:
-        """Every weighted IR layer's arrays, converted to PyTorch's layout (the canonical one)."""
+    def get_weights(
+        self, model: Any, network: Network, names: Iterable[str] | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Every weighted IR layer's arrays (or those ``names``), converted to PyTorch's layout (the canonical one)."""
         out: dict[str, dict[str, Any]] = {}
+        wanted = None if names is None else set(names)
         for layer in network.layers():
-            if not (layer.params or layer.stats):
+            if not (layer.params or layer.stats) or (wanted is not None and layer.name not in wanted):
                 continue
             values = model.get_layer(keras_name(layer.name)).get_weights()
             if layer.op == "conv":
