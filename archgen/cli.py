@@ -72,6 +72,8 @@ def main() -> None:
     archgen validate specs/*.yaml          check specs (no framework imported)
     archgen summary specs/resnet50.yaml    layer table from the IR alone
     archgen build specs/resnetrs152.yaml   compile, instantiate and check a live model
+    archgen compare specs/resnet50d.yaml   PyTorch vs Keras, stage by stage
+    archgen port r50.pth --spec specs/resnet50.yaml --to keras -o r50.weights.h5
     """
 
 

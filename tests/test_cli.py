@@ -101,9 +101,15 @@ def test_usage_errors_exit_2(args: list[str], monkeypatch: pytest.MonkeyPatch) -
     assert "Error" in result.output and "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("command", [[], ["build"], ["summary"], ["validate"], ["list"], ["schema"]])
+@pytest.mark.parametrize(
+    "command", [[], ["build"], ["summary"], ["validate"], ["list"], ["schema"], ["emit"], ["compare"], ["port"]]
+)
 def test_help(command: list[str]) -> None:
-    assert "Usage:" in invoke([*command, "-h"]).output
+    text = invoke([*command, "-h"]).output
+    assert "Usage:" in text
+    if not command:  # the group's help lists every command
+        for name in ("build", "compare", "emit", "list", "port", "schema", "summary", "validate"):
+            assert f"  {name} " in text, name
 
 
 def test_validate_and_summary_import_no_framework() -> None:
