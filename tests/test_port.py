@@ -204,3 +204,24 @@ def test_compare_prints_every_boundary(tmp_path: Path, resnet18) -> None:
 def test_compare_exits_1_beyond_the_tolerance() -> None:
     text = invoke(["compare", spec_path("resnet18"), "--input-size", 32, "--tolerance", "0"], code=1).output
     assert "DIVERGES at stem" in text  # float32 rounding is never exactly zero after a 7x7 conv
+
+
+def test_port_reports_progress_over_every_layer(tmp_path: Path, resnet18) -> None:
+    """The CLI shows a progress bar through this hook; it must cover every weighted layer once."""
+    from archgen.port import keras_to_torch, torch_to_keras
+
+    _, network = archgen.compile_spec(spec_path("resnet18"))
+    weighted = [x.name for x in network.layers() if x.params or x.stats]
+    seen: list[tuple[str, int, list[object]]] = []
+
+    def progress(items, description: str, total: int):
+        items = list(items)
+        seen.append((description, total, items))
+        return items
+
+    out = tmp_path / "r18.weights.h5"
+    torch_to_keras(resnet18[1], network, out, progress=progress)
+    keras_to_torch(out, network, tmp_path / "r18.pth", progress=progress)
+    (d1, n1, items1), (d2, n2, items2) = seen
+    assert (d1, n1, [name for name, _ in items1]) == ("setting Keras weights", 41, weighted)
+    assert (d2, n2, [x.name for x in items2]) == ("reading Keras weights", 41, weighted)
