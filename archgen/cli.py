@@ -55,7 +55,7 @@ input_option = click.option(
 specs_option = click.option(
     "--specs",
     "spec_dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    type=click.Path(file_okay=False, path_type=Path),  # checked where read: emit SPEC -o works anywhere
     default="specs",
     show_default=True,
     help="Folder of specs (for list, and emit --all).",
@@ -334,6 +334,7 @@ def port(checkpoint: Path, spec: Path, target: str, output: Path, verify: bool, 
 @specs_option
 def list_specs(spec_dir: Path) -> None:
     """List the specs in a folder with their input, params and FLOPs."""
+    _spec_folder(spec_dir)
     table = Table(title=f"specs in {spec_dir}", title_justify="left")
     for col, justify in (("spec", "left"), ("input", "right"), ("params", "right"), ("FLOPs (MACs)", "right")):
         table.add_column(col, justify=justify)
@@ -349,6 +350,12 @@ def list_specs(spec_dir: Path) -> None:
     _console().print(table)
     if failed:
         sys.exit(2)
+
+
+def _spec_folder(path: Path) -> Path:
+    if not path.is_dir():
+        raise click.BadParameter(f"folder '{path}' does not exist", param_hint="'--specs'")
+    return path
 
 
 def _source_name(path: Path) -> str:
@@ -414,7 +421,7 @@ def emit(
     chosen = list(backends) or (registry.emitters() if all_specs else ["torch"])
     if output and len(chosen) > 1:
         raise click.UsageError("-o names one file: give one --backend")
-    paths = sorted(spec_dir.glob("*.yaml")) if all_specs else [spec]
+    paths = sorted(_spec_folder(spec_dir).glob("*.yaml")) if all_specs else [spec]
     wanted: dict[Path, str] = {}
     try:
         for path in paths:

@@ -251,7 +251,7 @@ def build_context(network: Network, source: str) -> Context:
     return Context(
         name=network.name,
         description=network.description,
-        source=source,
+        source=pystr(source),  # a file path may hold a newline: it must not end the header comment
         digest=network.digest,
         version=__version__,
         network=network,

@@ -22,7 +22,13 @@ class Problem:
             if self.column is not None:
                 where += f":{self.column}"
         field = f" {self.field}:" if self.field else ""
-        return f"{where}:{field} {self.message}"
+        return printable(f"{where}:{field} {self.message}")
+
+
+def printable(text: str) -> str:
+    """One line with no control characters: a file name or key from the input can hold a newline or
+    a terminal escape sequence, which must not forge or hide lines of the report."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class SpecError(ValueError):

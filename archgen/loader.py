@@ -13,19 +13,22 @@ Errors name file, line and field; all validation errors are reported together.
 from __future__ import annotations
 
 import difflib
+import re
+import types
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
 from . import spec as spec_models
-from .errors import Problem, SpecError, dotted
+from .errors import Problem, SpecError, dotted, printable
 from .merge import merge
 from .spec import Spec, expand_stages
 from .yamlsource import Path_, Pos, Positions, parse_yaml, read_yaml
 
 MAX_EXTENDS_DEPTH = 16
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 Overrides = list[str] | tuple[str, ...] | Mapping[str, Any] | None
 
 
@@ -37,20 +40,31 @@ def load_spec(path: str | Path, overrides: Overrides = None) -> Spec:
 
 def load_spec_with_positions(path: str | Path, overrides: Overrides = None) -> tuple[Spec, Positions]:
     path = Path(path)
-    root = path.resolve().parent
+    try:
+        root = path.resolve().parent
+    except (OSError, ValueError) as exc:  # a NUL character in the path, a symlink loop
+        raise SpecError(Problem(str(path), None, None, "", f"cannot read file: {exc}")) from None
     data, positions = _load_file(path, root, str(path), ())
-    data.setdefault("name", path.stem.replace("-", "_"))
+    if "name" not in data:
+        name = path.stem.replace("-", "_")
+        if not _IDENTIFIER.fullmatch(name):
+            raise SpecError(
+                Problem(
+                    str(path),
+                    1,
+                    1,
+                    "name",
+                    f"the file name {name!r} is not an identifier (letters, digits and '_', not starting "
+                    "with a digit): rename the file or set 'name:'",
+                )
+            )
+        data["name"] = name
     data, positions = apply_overrides(data, positions, overrides)
     return validate(data, positions), positions
 
 
 def _load_file(path: Path, root: Path, display: str, chain: tuple[Path, ...]) -> tuple[dict, Positions]:
     real = path.resolve()
-    if real in chain:
-        cycle = " -> ".join(p.name for p in (*chain, real))
-        raise SpecError(Problem(display, None, None, "extends", f"'extends' cycle: {cycle}"))
-    if len(chain) > MAX_EXTENDS_DEPTH:
-        raise SpecError(Problem(display, None, None, "extends", f"more than {MAX_EXTENDS_DEPTH} levels of 'extends'"))
     own, own_pos = read_yaml(path, display)
     own = normalize(own)
     positions = Positions([own_pos])
@@ -60,25 +74,38 @@ def _load_file(path: Path, root: Path, display: str, chain: tuple[Path, ...]) ->
         merged, positions = own, Positions([own_pos])
     else:
         where = own_pos.get(("extends",), Pos(display, None, None))
+
+        def refuse(message: str) -> SpecError:  # problems of the reference are located at this 'extends'
+            return SpecError(Problem(where.file, where.line, where.column, "extends", message))
+
         if not isinstance(parent_ref, str) or not parent_ref:
-            raise SpecError(Problem(where.file, where.line, where.column, "extends", "expected a relative file path"))
-        parent_path = (path.parent / parent_ref).resolve()
-        if not parent_path.is_relative_to(root):
-            raise SpecError(
-                Problem(
-                    where.file,
-                    where.line,
-                    where.column,
-                    "extends",
-                    f"'{parent_ref}' lies outside the spec folder {root}",
-                )
-            )
-        if not parent_path.is_file():
-            raise SpecError(
-                Problem(where.file, where.line, where.column, "extends", f"parent spec '{parent_ref}' not found")
-            )
+            raise refuse("expected a relative file path")
+        try:
+            parent_path = (path.parent / parent_ref).resolve()
+            if not parent_path.is_relative_to(root):
+                raise refuse(f"'{parent_ref}' lies outside the spec folder {root}")
+            if not parent_path.exists():
+                raise refuse(f"parent spec '{parent_ref}' not found")
+            if not parent_path.is_file():
+                raise refuse(f"parent spec '{parent_ref}' is not a regular file")
+        except (OSError, ValueError) as exc:  # a NUL character, a name too long for the file system, ...
+            if isinstance(exc, SpecError):
+                raise
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise refuse(f"'{printable(_short(parent_ref))}' is not a usable file path ({reason})") from None
+        if parent_path in (*chain, real):
+            cycle = " -> ".join(p.name for p in (*chain, real, parent_path))
+            raise refuse(f"'extends' cycle: {cycle}")
+        if len(chain) >= MAX_EXTENDS_DEPTH:
+            raise refuse(f"more than {MAX_EXTENDS_DEPTH} levels of 'extends'")
         parent_display = str(Path(display).parent / parent_ref)
-        parent, parent_positions = _load_file(parent_path, root, parent_display, (*chain, real))
+        try:
+            parent, parent_positions = _load_file(parent_path, root, parent_display, (*chain, real))
+        except SpecError as exc:
+            first = exc.problems[0]
+            if first.file == parent_display and first.line is None:  # unreadable or too large: no line there
+                raise refuse(f"parent spec '{parent_ref}': {first.message}") from None
+            raise
         parent.pop("name", None)  # a name belongs to its file
         if "tweaks" in own:  # tweaks accumulate: the child's add to the parent's
             own = {**own, "tweaks": _union(parent.get("tweaks", []), own["tweaks"])}
@@ -87,6 +114,10 @@ def _load_file(path: Path, root: Path, display: str, chain: tuple[Path, ...]) ->
     if tweaks:
         merged = apply_tweaks(merged, own, tweaks, own_pos, display)
     return merged, positions
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 SHORTHAND_KEYS = ("stem", "block", "head")
@@ -259,59 +290,154 @@ def _field_names() -> list[str]:
 
 # Discriminator values pydantic inserts into error locations.
 _VARIANT_TAGS = {"classic", "deep", "none", "basic", "bottleneck", "plain", "classifier", "features"}
+_UNION_FIELDS = {"stem", "block", "head"}
+# Names pydantic gives the members of a union or a validator chain in error locations.
+_INTERNAL = ("function-", "constrained-", "lax-or-strict", "json-or-python", "nullable", "tagged-union")
+
+
+def _internal(part: Any) -> bool:
+    return isinstance(part, str) and ("[" in part or part.startswith(_INTERNAL) or part in ("str", "int", "list"))
 
 
 def _data_path(loc: tuple, data: Any) -> Path_:
-    """Turn pydantic's error location into a data path (dropping union tags)."""
+    """Turn pydantic's error location into a data path (dropping union tags and validator names)."""
     path: list[str | int] = []
     cur = data
     for part in loc:
-        if isinstance(cur, dict):
-            if part in cur:
-                path.append(part)
-                cur = cur[part]
-            elif cur.get("type") == part or part in _VARIANT_TAGS:
-                continue
-            else:
-                path.append(part)
-                cur = None
-        elif isinstance(cur, list) and isinstance(part, int):
+        if isinstance(cur, dict) and part in cur:
             path.append(part)
-            cur = cur[part] if part < len(cur) else None
-        elif isinstance(part, str) and cur is not None and part in ("str", "int", "list", "dict"):
+            cur = cur[part]
             continue
-        else:
+        if _internal(part):
+            continue
+        if part in _VARIANT_TAGS and path and path[-1] in _UNION_FIELDS:
+            continue
+        if isinstance(cur, dict) and cur.get("type") == part:
+            continue
+        if isinstance(cur, list) and isinstance(part, int) and part < len(cur):
             path.append(part)
-            cur = None
+            cur = cur[part]
+            continue
+        path.append(part)
+        cur = None
     return tuple(path)
 
 
+def _unwrap(tp: Any) -> list[Any]:
+    """The alternatives an annotation stands for (Annotated and unions flattened)."""
+    origin = get_origin(tp)
+    if origin is Annotated:
+        return _unwrap(get_args(tp)[0])
+    if origin in (Union, types.UnionType):
+        return [m for arg in get_args(tp) for m in _unwrap(arg)]
+    return [tp]
+
+
+def _tag(tp: Any) -> str | None:
+    """The ``type`` a variant model is chosen by, if it is one."""
+    if isinstance(tp, type) and issubclass(tp, BaseModel) and "type" in tp.model_fields:
+        args = get_args(tp.model_fields["type"].annotation)
+        return args[0] if len(args) == 1 else None
+    return None
+
+
+def _models_at(loc: tuple) -> tuple[list[type[BaseModel]], list[type[BaseModel]]]:
+    """The models whose fields apply at a (pydantic) location, and all variants of the union there."""
+    current: list[Any] = [Spec]
+    variants: list[Any] = []
+    for part in loc:
+        if _internal(part):
+            continue
+        models = [tp for tp in current if isinstance(tp, type) and issubclass(tp, BaseModel)]
+        tagged = [tp for tp in models if _tag(tp) == part]
+        if tagged:  # pydantic names the variant it validated against
+            current = tagged
+            continue
+        nxt: list[Any] = []
+        for tp in current:
+            if tp in models and isinstance(part, str) and part in tp.model_fields:
+                nxt += _unwrap(tp.model_fields[part].annotation)
+            elif get_origin(tp) in (list, tuple) and isinstance(part, int):
+                nxt += [m for arg in get_args(tp) if arg is not Ellipsis for m in _unwrap(arg)]
+        current = nxt
+        variants = [tp for tp in current if _tag(tp)]
+    models = [tp for tp in current if isinstance(tp, type) and issubclass(tp, BaseModel)]
+    return models, variants
+
+
+def _unknown_field(key: str, loc: tuple) -> str:
+    """'unknown field' with the closest field of the same model, or the variant the field belongs to."""
+    models, variants = _models_at(loc)
+    fields = {f for m in models for f in m.model_fields} if models else set(_field_names())
+    others = sorted(fields - {key})
+    close = difflib.get_close_matches(key, others, n=1, cutoff=0.6)
+    close = close or [f for f in others if min(len(f), len(key)) >= 3 and (key.startswith(f) or f.startswith(key))]
+    message = f"unknown field '{key}'"
+    if close:
+        return f"{message}; did you mean '{close[0]}'?"
+    owners = [_tag(v) for v in variants if key in v.model_fields and v not in models]
+    if owners and len(models) == 1 and _tag(models[0]):
+        return f"{message}: type {_tag(models[0])} has no '{key}' (type {' and '.join(owners)} has)"
+    return message
+
+
+def _at(data: Any, path: Path_) -> Any:
+    for part in path:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            return None
+    return data
+
+
+def _inherited(path: Path_, data: dict) -> bool:
+    """An error in a stage's block that comes from the top-level block (merged into every stage)."""
+    if len(path) < 3 or path[0] != "stages" or path[2] != "block":
+        return False
+    own = _at(data, path[:3])
+    if own is None:
+        return True
+    return isinstance(own, dict) and len(path) > 3 and path[3] not in own and path[3] != "type"
+
+
 def _problems(exc: ValidationError, data: dict, positions: Positions) -> list[Problem]:
-    problems: list[Problem] = []
-    seen: set[tuple] = set()
+    problems: list[tuple[Path_, str]] = []
     for err in exc.errors(include_url=False):
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+        loc = tuple(err["loc"])
         path = _data_path(loc, data)
         message = err["msg"]
+        received = "input" in err and not isinstance(err["input"], dict | list)
         if err["type"] == "extra_forbidden":
-            key = str(path[-1]) if path else ""
-            close = difflib.get_close_matches(key, _field_names(), n=1, cutoff=0.6)
-            message = f"unknown field '{key}'" + (f"; did you mean '{close[0]}'?" if close else "")
+            message, received = _unknown_field(str(path[-1]) if path else "", loc[:-1]), False
         elif err["type"] == "missing":
             message = "required field is missing"
         elif err["type"] == "union_tag_not_found":
             message = "'type' is required here"
-        elif err["type"] in ("literal_error", "union_tag_invalid"):
+        elif err["type"] == "union_tag_invalid":
+            tag, expected = str(err["ctx"]["tag"]), str(err["ctx"]["expected_tags"])
+            close = difflib.get_close_matches(tag, [t.strip("'") for t in expected.split(", ")], n=1)
+            message = f"unknown type {tag!r}; expected {expected}" + (f"; did you mean '{close[0]}'?" if close else "")
+            received = False
+            if isinstance(_at(data, path), dict):
+                path = (*path, "type")
+        elif err["type"] == "literal_error":
             message = message.replace("Input should be", "expected")
-            if "input" in err and not isinstance(err["input"], dict | list):
-                message += f"; received {err['input']!r}"
-        elif "input" in err and not isinstance(err["input"], dict | list):
-            message = f"{message}; received {err['input']!r}"
+        elif err["type"] == "string_pattern_mismatch" and path == ("name",):
+            message = "not an identifier (ASCII letters, digits and '_', not starting with a digit)"
         message = message.removeprefix("Value error, ")
-        key = (path, message)
-        if key in seen:
-            continue
-        seen.add(key)
+        if received and "received" not in message:
+            message += f"; received {err['input']!r}"
+        if (path, message) not in problems:
+            problems.append((path, message))
+    if any(p[:1] == ("block",) for p, _ in problems):  # one report per mistake, at the top-level block
+        problems = [(p, m) for p, m in problems if not _inherited(p, data)]
+    # 'widht' is unknown and so 'width' is missing: the did-you-mean says both.
+    meant = {(*p[:-1], m.split("did you mean '")[1][:-2]) for p, m in problems if "did you mean '" in m}
+    problems = [(p, m) for p, m in problems if not (m == "required field is missing" and p in meant)]
+    out = []
+    for path, message in problems:
         pos = positions.find(path) or Pos("<spec>", None, None)
-        problems.append(Problem(pos.file, pos.line, pos.column, dotted(path), message))
-    return problems
+        out.append(Problem(pos.file, pos.line, pos.column, dotted(path), message))
+    return out

@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 
 from .errors import Problem, SpecError, dotted
 from .ir import Block, Layer, Network, Shape, Stage
-from .spec import BasicBlock, BottleneckBlock, ClassicStem, DeepStem, PlainBlock, SESpec, Spec
-from .yamlsource import Path_, Positions
+from .spec import MAX_INPUT_SIZE, BasicBlock, BottleneckBlock, ClassicStem, DeepStem, PlainBlock, SESpec, Spec
+from .yamlsource import Path_, Pos, Positions
 
-# Refused before anything is allocated: more than this many weights.
-MAX_PARAMS = 4_000_000_000
+# Refused from the IR's counts, before any framework allocates anything (docs/refused.md).
+# Both are fixed figures, not this machine's memory, so a spec is valid everywhere or nowhere.
+MAX_PARAMS = 4_000_000_000  # 16 GB of float32 weights
+# Activations of one sample: every layer's output, summed (what a training step keeps for
+# the backward pass); 2**34 elements are 64 GiB in float32. ResNet-RS-420 at 320 px: 377 M.
+MAX_ACTIVATIONS = 2**34
 
 
 def spec_digest(spec: Spec) -> str:
@@ -44,14 +49,20 @@ def pooled_size(size: int, kernel: int, stride: int, padding: int, ceil_mode: bo
 class _Builder:
     """Walks the network once, tracking the current shape."""
 
-    def __init__(self, spec: Spec, positions: Positions | None) -> None:
+    def __init__(self, spec: Spec, positions: Positions | None, hw: tuple[int, int], size_from: str | None) -> None:
         self.spec = spec
         self.positions = positions
         self.field: Path_ = ()
+        self.hw = hw
+        self.size_from = size_from  # "--input-size N" when the input size is not the spec's
+        self.params = 0  # running totals, checked after every section and block
+        self.activations = 0
 
     def fail(self, message: str, field: Path_ | None = None) -> SpecError:
         path = self.field if field is None else field
         pos = self.positions.find(path) if self.positions else None
+        if path == ("input", "size") and self.size_from:
+            pos = Pos(self.size_from, None, None)
         return SpecError(
             Problem(
                 pos.file if pos else "<spec>",
@@ -62,13 +73,38 @@ class _Builder:
             )
         )
 
+    def block_field(self, s: int, *rest: str) -> Path_:
+        """Where a block option of stage ``s`` was written: in the stage's own block, or the top-level one
+        (every stage's block is the top-level block merged with the stage's own)."""
+        own = ("stages", s, "block", *rest)
+        return own if self.positions and self.positions.exact(own) else ("block", *rest)
+
     def check_size(self, name: str, h: int, w: int, oh: int, ow: int, what: str, stride: int) -> None:
         """Refuse a layer whose output would be empty, or whose stride the input cannot honour."""
         if oh < 1 or ow < 1 or (stride > 1 and min(h, w) < stride):
-            size = "x".join(str(v) for v in self.spec.input.hw)
+            size = "x".join(str(v) for v in self.hw)
             raise self.fail(
                 f"{name}: spatial size reaches zero ({h}x{w} input to {what}, stride {stride}); "
                 f"the {size} input is too small for this network's downsampling",
+                ("input", "size"),
+            )
+
+    def count(self, layers: list[Layer] | tuple[Layer, ...], where: str, field: Path_) -> None:
+        """Refuse as soon as the running parameter or activation total passes its limit.
+
+        Checked block by block, so a network far over a limit is refused after building
+        the few blocks that pass it, not all of them.
+        """
+        self.params += sum(x.params for x in layers)
+        self.activations += sum(math.prod(x.out_shape) for x in layers)
+        if self.params > MAX_PARAMS:
+            raise self.fail(f"{_figure(self.params)} parameters up to {where}, over the limit of {MAX_PARAMS:,}", field)
+        if self.activations > MAX_ACTIVATIONS:
+            size = "x".join(str(v) for v in self.hw)
+            raise self.fail(
+                f"{_figure(self.activations)} activation elements for one {size} sample up to {where}, over the limit "
+                f"of {MAX_ACTIVATIONS:,} ({MAX_ACTIVATIONS * 4 >> 30} GiB of float32): "
+                "reduce the input size, depths or widths",
                 ("input", "size"),
             )
 
@@ -195,6 +231,7 @@ class _Builder:
                 at = 0 if block_spec.stride_block == "first" else stage_spec.depth - 1
                 self.field = ("stages", s)
                 block = self.block(f"{name}.{i}", shape, block_spec, width, stride if i == at else 1, rates[s][i], s)
+                self.count(block.layers, block.name, ("stages", s))
                 blocks.append(block)
                 shape = block.out_shape
             stages.append(Stage(name, tuple(blocks), stage_in, shape, blocks[0].config))
@@ -220,8 +257,16 @@ class _Builder:
             return Block(name, "plain", False, shape, bn.out_shape, stride, layers, config=config)
         out_ch = width * spec.expansion
         if isinstance(spec, BottleneckBlock):
-            mid = int(width * spec.base_width / 64 * spec.width_factor) * spec.groups
-            self.field = ("block", "groups") if self.spec.stages[s].block is None else ("stages", s, "block", "groups")
+            per_group = int(width * spec.base_width / 64 * spec.width_factor)
+            if per_group < 1:
+                culprit = "width_factor" if spec.width_factor < 1 else "base_width" if spec.base_width < 64 else ""
+                raise self.fail(
+                    f"{name}: the inner width per group, int({width} * base_width {spec.base_width} / 64 * "
+                    f"width_factor {spec.width_factor}), is 0 channels; raise width, base_width or width_factor",
+                    self.block_field(s, culprit) if culprit else ("stages", s, "width"),
+                )
+            mid = per_group * spec.groups
+            self.field = self.block_field(s, "groups")
             plan = [
                 (1, mid, spec.stride_at == "1x1", 1),
                 (3, mid, spec.stride_at == "3x3", spec.groups),
@@ -278,11 +323,7 @@ class _Builder:
         needs_proj = shape[0] != out[0]
         if stride == 1 and not needs_proj:
             return []
-        self.field = (
-            ("block", "shortcut", "type")
-            if self.spec.stages[s].block is None
-            else ("stages", s, "block", "shortcut", "type")
-        )
+        self.field = self.block_field(s, "shortcut", "type")
         if kind == "identity":
             raise self.fail(
                 f"{name}: an identity shortcut cannot change shape ({shape[0]}->{out[0]} channels, stride {stride}); "
@@ -349,20 +390,41 @@ class _Builder:
         return layers
 
 
+def _figure(n: int) -> str:
+    """A count as people read it: 4,123,456,789, or 9.0e+12 when longer than that."""
+    return f"{n:,}" if n < 10**13 else f"{n:.1e}"
+
+
+def _input_hw(input_size: object) -> tuple[int, int]:
+    """Validate an input size given outside the spec (``--input-size``, ``compile_spec(input_size=)``)."""
+    sides = list(input_size) if isinstance(input_size, list | tuple) else [input_size] * 2
+    if len(sides) != 2 or not all(
+        isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_INPUT_SIZE for v in sides
+    ):
+        raise SpecError(
+            Problem(
+                f"--input-size {input_size!r}",
+                None,
+                None,
+                "input.size",
+                f"expected an integer from 1 to {MAX_INPUT_SIZE}, or (height, width) of them; received {input_size!r}",
+            )
+        )
+    return sides[0], sides[1]
+
+
 def resolve(spec: Spec, positions: Positions | None = None, input_size: int | tuple[int, int] | None = None) -> Network:
     """Compile a validated spec into the IR. Raises SpecError for impossible networks."""
-    b = _Builder(spec, positions)
-    h, w = (
-        spec.input.hw
-        if input_size is None
-        else ((input_size, input_size) if isinstance(input_size, int) else input_size)
-    )
+    h, w = spec.input.hw if input_size is None else _input_hw(input_size)
+    b = _Builder(spec, positions, (h, w), None if input_size is None else f"--input-size {input_size}")
     shape: Shape = (spec.input.channels, h, w)
     stem = b.stem(shape)
+    b.count(stem, "the stem", ("stem",))
     stages = b.stages(stem[-1].out_shape if stem else shape)
     last = stages[-1]
     preact = bool(last.blocks[-1].preact)
     head = b.head(last.out_shape, preact)
+    b.count(head, "the head", ("head",))
     net = Network(
         name=spec.name,
         input_shape=shape,
@@ -380,6 +442,4 @@ def resolve(spec: Spec, positions: Positions | None = None, input_size: int | tu
         ),
         description=spec.description,
     )
-    if net.params > MAX_PARAMS:
-        raise b.fail(f"{net.params:,} parameters exceed the limit of {MAX_PARAMS:,}", ("stages",))
     return net

@@ -17,7 +17,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    PositiveInt,
+    Strict,
+    StrictBool,
     StringConstraints,
     field_validator,
     model_validator,
@@ -25,9 +26,35 @@ from pydantic import (
 
 from .merge import merge
 
+# Upper bounds of the integers of the language (docs/refused.md): far beyond any published
+# ResNet, and small enough that every figure derived from them stays a sane number; what a
+# network may cost is then decided on the IR's counts (resolve.py: parameters, activations).
+MAX_CHANNELS = 65_536  # any width, group count, base width or SE divisor
+MAX_DEPTH = 1_000  # blocks per stage (ResNet-1202 has 200)
+MAX_KERNEL = 31
+MAX_STRIDE = 32
+MAX_EXPANSION = 64
+MAX_INPUT_SIZE = 8_192  # pixels per side, as --input-size
+MAX_CLASSES = 1_000_000
+
+# Names reach emitted source as identifiers and string literals: ASCII identifiers only.
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
 Activation = Literal["relu", "relu6", "silu", "gelu", "leaky_relu", "elu", "mish", "hardswish", "tanh"]
-Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+# Integers are strict: YAML `true`, `"3"` or `3.0` are wrong types, not 1, 3 and 3.
+Count = Annotated[int, Strict(), Field(gt=0)]
+Side = Annotated[Count, Field(le=MAX_INPUT_SIZE)]
+Stride = Annotated[Count, Field(le=MAX_STRIDE)]
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"Input should be a number, not a boolean; received {value!r}")
+    return value
+
+
+# Floats accept integers and numeric strings (PyYAML reads `1e-5` as a string) but not booleans.
+Real = Annotated[float, BeforeValidator(_not_bool)]
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0), BeforeValidator(_not_bool)]
 
 # Depths of the four standard stages, by network depth (torchvision, timm, ResNet-RS).
 DEPTH_PRESETS: dict[int, tuple[int, int, int, int]] = {
@@ -81,8 +108,20 @@ class StrictModel(BaseModel):
 class InputSpec(StrictModel):
     """What the network is built for: channels and spatial size (int or [h, w])."""
 
-    channels: PositiveInt = Field(3, le=4096)
-    size: PositiveInt | tuple[PositiveInt, PositiveInt] = 224
+    channels: Count = Field(3, le=4096)
+    size: Side | tuple[Side, Side] = 224
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> Any:
+        """One clear message instead of one per member of the union."""
+        pair = isinstance(value, list | tuple)
+        items = list(value) if pair else [value]
+        fits = all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_INPUT_SIZE for v in items)
+        if not fits or (pair and len(items) != 2):
+            shown = f"; received {value!r}" if pair else ""  # scalars get "received" from the loader
+            raise ValueError(f"expected an integer from 1 to {MAX_INPUT_SIZE}, or [height, width] of them{shown}")
+        return value
 
     @property
     def hw(self) -> tuple[int, int]:
@@ -94,8 +133,8 @@ class NormSpec(StrictModel):
     batch statistic); Keras' momentum is ``1 - momentum``."""
 
     type: Literal["batch"] = "batch"
-    eps: float = Field(1e-5, gt=0.0, lt=1.0)
-    momentum: float = Field(0.1, gt=0.0, le=1.0)
+    eps: Real = Field(1e-5, gt=0.0, lt=1.0)
+    momentum: Real = Field(0.1, gt=0.0, le=1.0)
 
 
 class _StemCommon(StrictModel):
@@ -107,7 +146,7 @@ class _StemCommon(StrictModel):
         "neg_inf",
         description="Padding value of the max pool: -inf (PyTorch) or zero (keras.applications).",
     )
-    norm_act: bool = Field(
+    norm_act: StrictBool = Field(
         True, description="Norm and activation after the last stem conv (false for pre-activation nets)."
     )
 
@@ -116,17 +155,19 @@ class ClassicStem(_StemCommon):
     """One large strided conv, then the pool (ResNet, 7x7/2 + max pool)."""
 
     type: Literal["classic"]
-    width: PositiveInt = 64
-    kernel: PositiveInt = 7
-    stride: PositiveInt = 2
+    width: Count = Field(64, le=MAX_CHANNELS)
+    kernel: Count = Field(7, le=MAX_KERNEL)
+    stride: Stride = 2
 
 
 class DeepStem(_StemCommon):
     """A stack of 3x3 convs, the first strided (ResNet-C); norm + act between them."""
 
     type: Literal["deep"]
-    widths: list[PositiveInt] = Field(default_factory=lambda: [32, 32, 64], min_length=2, max_length=8)
-    stride: PositiveInt = 2
+    widths: list[Annotated[Count, Field(le=MAX_CHANNELS)]] = Field(
+        default_factory=lambda: [32, 32, 64], min_length=2, max_length=8
+    )
+    stride: Stride = 2
 
 
 class NoStem(StrictModel):
@@ -144,12 +185,12 @@ Stem = Annotated[
 class SESpec(StrictModel):
     """Squeeze-excitation on the residual branch's output (before the addition)."""
 
-    ratio: float = Field(0.0625, gt=0.0, le=1.0, description="Reduced width = out_channels * ratio, rounded.")
-    divisor: PositiveInt = Field(8, description="The reduced width is a multiple of this.")
+    ratio: Real = Field(0.0625, gt=0.0, le=1.0, description="Reduced width = out_channels * ratio, rounded.")
+    divisor: Count = Field(8, le=MAX_CHANNELS, description="The reduced width is a multiple of this.")
     rounding: Literal["nearest", "floor"] = Field(
         "nearest", description="nearest: timm's make_divisible; floor: int() as in the Keras ResNet-RS code."
     )
-    bias: bool = True
+    bias: StrictBool = True
     act: Activation = "relu"
 
 
@@ -170,7 +211,7 @@ Shortcut = Annotated[ShortcutSpec, _typed("conv")]
 
 
 class _ResidualCommon(StrictModel):
-    preact: bool = Field(False, description="Pre-activation block (ResNet V2): norm and act before each conv.")
+    preact: StrictBool = Field(False, description="Pre-activation block (ResNet V2): norm and act before each conv.")
     stride_block: Literal["first", "last"] = Field(
         "first", description="Which block of a stage carries the stage's stride."
     )
@@ -182,17 +223,17 @@ class BasicBlock(_ResidualCommon):
     """Two 3x3 convs; the stride sits on the first."""
 
     type: Literal["basic"]
-    expansion: PositiveInt = 1
+    expansion: Count = Field(1, le=MAX_EXPANSION)
 
 
 class BottleneckBlock(_ResidualCommon):
     """1x1 reduce, 3x3 (grouped for ResNeXt), 1x1 expand."""
 
     type: Literal["bottleneck"]
-    expansion: PositiveInt = 4
-    groups: PositiveInt = Field(1, description="Cardinality (ResNeXt).")
-    base_width: PositiveInt = Field(64, description="Width per group at width 64 (ResNeXt 32x4d: 4).")
-    width_factor: float = Field(1.0, gt=0.0, le=64.0, description="Multiplies the inner width (Wide ResNet: 2).")
+    expansion: Count = Field(4, le=MAX_EXPANSION)
+    groups: Count = Field(1, le=MAX_CHANNELS, description="Cardinality (ResNeXt).")
+    base_width: Count = Field(64, le=MAX_CHANNELS, description="Width per group at width 64 (ResNeXt 32x4d: 4).")
+    width_factor: Real = Field(1.0, gt=0.0, le=64.0, description="Multiplies the inner width (Wide ResNet: 2).")
     stride_at: Literal["1x1", "3x3"] = Field(
         "3x3", description="3x3: stride on the 3x3 conv (ResNet-B, V1.5); 1x1: on the first 1x1 (original)."
     )
@@ -202,7 +243,7 @@ class PlainBlock(StrictModel):
     """conv + norm + act, no shortcut (the plain CNN baseline)."""
 
     type: Literal["plain"]
-    kernel: PositiveInt = 3
+    kernel: Count = Field(3, le=MAX_KERNEL)
     stride_block: Literal["first", "last"] = "first"
 
 
@@ -215,9 +256,9 @@ Block = Annotated[
 class StageSpec(StrictModel):
     """A run of blocks. ``width`` is the block width before expansion."""
 
-    depth: PositiveInt = Field(description="Number of blocks.")
-    width: PositiveInt
-    stride: PositiveInt | None = Field(None, description="Default: 1 for the first stage, 2 after.")
+    depth: Count = Field(le=MAX_DEPTH, description="Number of blocks.")
+    width: Count = Field(le=MAX_CHANNELS)
+    stride: Stride | None = Field(None, description="Default: 1 for the first stage, 2 after.")
     block: Block | None = Field(None, description="Fields merged over the top-level block for this stage.")
 
 
@@ -240,7 +281,7 @@ class ClassifierHead(StrictModel):
     type: Literal["classifier"]
     pool: Literal["avg", "max"] = "avg"
     dropout: Fraction = 0.0
-    classes: PositiveInt = Field(1000, le=1_000_000)
+    classes: Count = Field(1000, le=MAX_CLASSES)
     activation: Literal["none", "softmax"] = Field("none", description="softmax as in keras.applications.")
 
 
@@ -261,7 +302,7 @@ class InitSpec(StrictModel):
 
     conv: Literal["kaiming_normal", "kaiming_uniform", "default"] = "kaiming_normal"
     mode: Literal["fan_out", "fan_in"] = "fan_out"
-    zero_init_last: bool = Field(
+    zero_init_last: StrictBool = Field(
         False,
         description="Zero the last norm of each residual branch (the last conv in pre-activation blocks).",
     )
@@ -284,7 +325,7 @@ class Spec(StrictModel):
     stem: Stem = Field(default_factory=lambda: ClassicStem(type="classic"))
     block: Block
     stages: list[StageSpec] = Field(min_length=1, max_length=16)
-    width_multiplier: float = Field(
+    width_multiplier: Real = Field(
         1.0, gt=0.0, le=16.0, description="Scales stem and stage widths (to multiples of 8)."
     )
     head: Head = Field(default_factory=lambda: ClassifierHead(type="classifier"))
@@ -306,7 +347,7 @@ class Spec(StrictModel):
         if isinstance(data.get("stages"), int) and data["stages"] in DEPTH_PRESETS:
             data["stages"] = expand_stages(data["stages"])
         top = _typed_shorthand(data.get("block"))
-        if isinstance(data["stages"], list) and isinstance(top, dict):
+        if isinstance(data.get("stages"), list) and isinstance(top, dict):
             stages = []
             for stage in data["stages"]:
                 if isinstance(stage, dict):

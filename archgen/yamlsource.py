@@ -2,11 +2,16 @@
 
 Only plain data is built (SafeLoader tags). Anchors and aliases are refused
 outright (they are the vector of "billion laughs" and ``extends`` covers
-reuse), as are duplicate keys, non-string keys, deep nesting and large files.
+reuse), as are explicit tags (``!!python/...``, ``!!binary``), merge keys,
+duplicate keys, non-string keys, deep nesting, large files, anything but a
+regular file, and control characters. Every refusal names the line when the
+input has one.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +42,10 @@ class Positions:
     def over(self, layer: dict[Path_, Pos]) -> Positions:
         return Positions([layer, *self.layers])
 
+    def exact(self, path: Path_) -> bool:
+        """Whether some layer wrote this very path (not only one of its parents)."""
+        return any(path in layer for layer in self.layers)
+
     def find(self, path: Path_) -> Pos | None:
         for k in range(len(path), -1, -1):
             for layer in self.layers:
@@ -60,10 +69,14 @@ def _fail(display: str, mark: Any, message: str, fieldname: str = "") -> SpecErr
 def read_yaml(path: Path, display: str) -> tuple[Any, dict[Path_, Pos]]:
     """Parse one YAML file into plain data plus the position of every path."""
     try:
+        # A FIFO or device would block open() or read() forever: only regular files are read.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise SpecError(Problem(display, None, None, "", "not a regular file"))
         with open(path, "rb") as fh:
             raw = fh.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise SpecError(Problem(display, None, None, "", f"cannot read file: {exc.strerror or exc}")) from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL character in the path
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SpecError(Problem(display, None, None, "", f"cannot read file: {reason}")) from None
     if len(raw) > MAX_BYTES:
         raise SpecError(
             Problem(display, None, None, "", f"file is larger than {MAX_BYTES} bytes; a spec is a few dozen lines")
@@ -71,35 +84,99 @@ def read_yaml(path: Path, display: str) -> tuple[Any, dict[Path_, Pos]]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise SpecError(
-            Problem(display, line, None, "", f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})")
-        ) from None
+        line_start = raw.rfind(b"\n", 0, exc.start) + 1
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = len(raw[line_start : exc.start].decode("utf-8", errors="replace")) + 1
+        message = f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); save the file as UTF-8"
+        raise SpecError(Problem(display, line, column, "", message)) from None
     return parse_yaml(text, display)
+
+
+def _line_of(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of a character offset."""
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _check_events(text: str, display: str) -> None:
+    """One streaming pass that refuses what must never be composed: aliases, tags, deep nesting.
+
+    It runs before composition, so an alias bomb or a 100,000-deep flow list costs a few
+    events, not memory or recursion. It follows the field path of every node so that the
+    refusal names the field.
+    """
+    frames: list[list[Any]] = []  # per open collection: [is_mapping, reading_a_key, key, index]
+
+    def field_path() -> str:
+        parts = [f[2] if f[0] else f[3] for f in frames[:-1]]
+        if frames and not frames[-1][0]:
+            parts.append(frames[-1][3])
+        elif frames and not frames[-1][1]:
+            parts.append(frames[-1][2])
+        return ".".join(map(str, parts))
+
+    def ended(value: Any) -> None:  # a node is complete: move its parent on
+        if frames and frames[-1][0]:
+            if frames[-1][1]:
+                frames[-1][2] = value
+            frames[-1][1] = not frames[-1][1]
+        elif frames:
+            frames[-1][3] += 1
+
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.NodeEvent):
+            if isinstance(event, yaml.AliasEvent) or event.anchor:
+                raise _fail(
+                    display, event.start_mark, "YAML anchors and aliases are not allowed; use 'extends'", field_path()
+                )
+            if getattr(event, "tag", None) is not None:
+                raise _fail(display, event.start_mark, f"YAML tags are not allowed (found '{event.tag}')", field_path())
+        if isinstance(event, yaml.CollectionStartEvent):
+            if len(frames) >= MAX_DEPTH:
+                raise _fail(display, event.start_mark, f"nesting deeper than {MAX_DEPTH} levels", field_path())
+            frames.append([isinstance(event, yaml.MappingStartEvent), True, None, 0])
+        elif isinstance(event, yaml.CollectionEndEvent):
+            frames.pop()
+            ended("?")
+        elif isinstance(event, yaml.ScalarEvent):
+            ended(event.value)
+
+
+def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
+    if "'\\t'" in (exc.problem or ""):
+        return "tab character: YAML indentation must use spaces"
+    message = ", ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
+    if "<block end>" in message:
+        message += " (check the indentation)"
+    start, end = exc.context_mark, exc.problem_mark
+    if start is not None and end is not None and start.line != end.line:
+        message += f"; it started at line {start.line + 1}"
+    return message
 
 
 def parse_yaml(text: str, display: str) -> tuple[Any, dict[Path_, Pos]]:
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                raise _fail(display, event.start_mark, "YAML anchors and aliases are not allowed; use 'extends'")
+        _check_events(text, display)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        message = exc.problem or exc.context or "invalid YAML"
-        if "\\t" in message or "'\\t'" in str(exc):
-            message = "tab character: YAML indentation must use spaces"
-        raise _fail(display, mark, f"YAML syntax error: {message}") from None
+        raise _fail(display, mark, f"YAML syntax error: {_syntax_message(exc)}") from None
+    except yaml.reader.ReaderError as exc:  # a control character (NUL, BEL, ...): located by offset
+        line, column = _line_of(text, exc.position)
+        message = f"control character #x{exc.character:04x} is not allowed in YAML"
+        raise SpecError(Problem(display, line, column, "", message)) from None
     except yaml.YAMLError as exc:
-        raise SpecError(Problem(display, None, None, "", f"YAML error: {exc}")) from None
-    except RecursionError:
+        raise SpecError(Problem(display, None, None, "", f"YAML error: {' '.join(str(exc).split())}")) from None
+    except RecursionError:  # unreachable after _check_events; kept so no input can give a traceback
         raise SpecError(Problem(display, None, None, "", "nesting is too deep")) from None
     if node is None:
         raise SpecError(Problem(display, 1, 1, "", "the file is empty; a spec is a YAML mapping"))
     positions: dict[Path_, Pos] = {}
     data = _build(node, (), display, positions, 0)
     if not isinstance(data, dict):
-        raise _fail(display, node.start_mark, f"a spec is a YAML mapping, got {type(data).__name__}")
+        found = {type(None): "null", str: "a string", list: "a list", int: "a number", float: "a number"}
+        kind = found.get(type(data), type(data).__name__)
+        raise _fail(display, node.start_mark, f"a spec is a YAML mapping of fields, got {kind}")
     return data, positions
 
 
@@ -113,8 +190,16 @@ def _build(node: yaml.Node, path: Path_, display: str, positions: dict[Path_, Po
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise _fail(
+                    display,
+                    key_node.start_mark,
+                    "YAML merge keys ('<<') are not allowed; use 'extends'",
+                    ".".join(map(str, (*path, "<<"))),
+                )
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
-                raise _fail(display, key_node.start_mark, "keys must be plain strings", ".".join(map(str, path)))
+                shown = (*path, key_node.value) if isinstance(key_node, yaml.ScalarNode) else path
+                raise _fail(display, key_node.start_mark, "keys must be plain strings", ".".join(map(str, shown)))
             key = key_node.value
             if key in out:
                 raise _fail(
@@ -130,5 +215,10 @@ def _build(node: yaml.Node, path: Path_, display: str, positions: dict[Path_, Po
         return [_build(item, (*path, i), display, positions, depth + 1) for i, item in enumerate(node.value)]
     try:
         return _constructor.construct_object(node, deep=True)
+    except (ValueError, OverflowError) as exc:  # an integer of over 4300 digits, a 30 February
+        too_long = node.tag == "tag:yaml.org,2002:int"
+        message = f"a number of {len(str(node.value))} digits is too large" if too_long else f"bad value: {exc}"
+        raise _fail(display, node.start_mark, message, ".".join(map(str, path))) from None
     except yaml.YAMLError as exc:
-        raise _fail(display, node.start_mark, f"bad value: {exc}", ".".join(map(str, path))) from None
+        message = exc.problem if isinstance(exc, yaml.MarkedYAMLError) and exc.problem else str(exc)
+        raise _fail(display, node.start_mark, f"bad value: {message}", ".".join(map(str, path))) from None

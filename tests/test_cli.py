@@ -133,3 +133,11 @@ def test_build_with_the_keras_backend() -> None:
     data = json.loads(invoke(args).output)
     assert data["ok"] is True and data["backend"] == "keras"
     assert data["params"] + data["stats"] == 25_613_800  # keras.applications ResNet50V2 count_params
+
+
+def test_emit_one_spec_from_any_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--specs only matters to --all and list: emitting one spec works where no specs/ folder is."""
+    monkeypatch.chdir(tmp_path)
+    invoke(["emit", spec_path("resnet18"), "-o", "r18.py"])
+    assert "def build_model(" in (tmp_path / "r18.py").read_text()
+    assert "'--specs': folder 'specs' does not exist" in invoke(["list"], code=2).output
