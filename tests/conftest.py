@@ -23,6 +23,10 @@ SPEC_NAMES = [p.stem for p in SPEC_FILES]
 # batches and inputs of these tests that makes deep nets ~10x slower (ResNet-RS-420
 # at 32 px: 15 s a forward pass with it, 1.6 s without, measured on 2 cores).
 torch.backends.mkldnn.enabled = False
+# On a GPU, PyTorch runs float32 convolutions in TF32 (10-bit mantissa) by default; the
+# float32 comparisons hold true float32 to 1e-4, which TF32 cannot, so it is off in tests.
+torch.backends.cudnn.allow_tf32 = False
+torch.backends.cuda.matmul.allow_tf32 = False
 
 __all__ = ["ROOT", "SPEC_FILES", "SPEC_NAMES", "randomize_", "spec_path"]
 
