@@ -244,7 +244,12 @@ def parse_override(raw: str) -> tuple[str, Any]:
 def _set_path(data: Any, path: Path_, value: Any, raw: str) -> Any:
     head, rest = path[0], path[1:]
     if head == "stages" and isinstance(data, dict):
-        data = {**data, "stages": expand_stages(data.get("stages"))}
+        try:  # a preset becomes its list of stages, so that stages.N can be indexed
+            data = {**data, "stages": expand_stages(data.get("stages"))}
+        except ValueError as exc:  # stages: 7 is no preset: the override cannot reach into it
+            raise SpecError(
+                Problem("--set", None, None, raw.partition("=")[0], f"cannot set inside 'stages': {exc}")
+            ) from None
     if isinstance(data, list):
         if not isinstance(head, int) or head >= len(data):
             raise SpecError(

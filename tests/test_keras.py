@@ -111,3 +111,30 @@ def test_keras_under_its_torch_backend() -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     errors = json.loads(proc.stdout.strip().splitlines()[-1])
     assert max(errors) <= 1e-4, errors
+
+
+# Small networks the fuzzer (tests/test_fuzz.py) found ported wrongly, kept as regressions:
+# average-pool shortcuts of stride 3 and 4 ("same" padding shifted their windows), gelu and
+# leaky_relu in float64 (Keras' own use float32 constants), and plain blocks of two kinds
+# beside residual ones (the stage loop called the second with a residual block's arguments).
+EDGE_SPECS = {
+    "avgpool_stride_3": "stem: none\nblock: {type: basic, shortcut: avgpool}\n"
+    "stages: [{depth: 1, width: 2, stride: 3}]\ninput: {size: 4, channels: 1}\nhead: features\n",
+    "avgpool_stride_3_and_4": "stem: none\nblock: {type: bottleneck, shortcut: avgpool}\n"
+    "stages: [{depth: 1, width: 4}, {depth: 2, width: 8, stride: 3}, {depth: 1, width: 8, stride: 4}]\n"
+    "input: {size: 23}\n",
+    "gelu": "stem: none\nblock: plain\nstages: [{depth: 1, width: 4}]\ninput: {size: 8}\nact: gelu\n",
+    "leaky_relu": "stem: none\nblock: plain\nstages: [{depth: 1, width: 4}]\ninput: {size: 8}\nact: leaky_relu\n",
+    "two_plain_kinds_and_basic": "block: plain\nstages:\n- {depth: 1, width: 8}\n"
+    "- {depth: 1, width: 8, block: {kernel: 5}}\n- {depth: 1, width: 8, block: {type: basic}}\ninput: {size: 32}\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(EDGE_SPECS))
+def test_edge_networks_agree(name: str, tmp_path) -> None:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(EDGE_SPECS[name])
+    _, network = archgen.compile_spec(path)
+    for dtype in ("float64", "float32"):
+        result = compare(network, "keras", dtype=dtype, gamma=(0.5, 1.5))
+        assert result.ok, result.text()

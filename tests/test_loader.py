@@ -157,3 +157,13 @@ def test_error_in_parent_names_the_parent_file(tmp_path: Path) -> None:
     child = write(tmp_path, "child.yaml", "extends: base.yaml\n")
     err = error_of(child)
     assert err.file.endswith("base.yaml") and err.line == 3 and err.field == "norm.eps"
+
+
+def test_override_inside_a_stages_value_that_is_no_preset(tmp_path: Path) -> None:
+    """--set stages.0.depth on 'stages: 7' is a clean error, not a crash (found by tests/test_fuzz.py)."""
+    path = tmp_path / "bad.yaml"
+    path.write_text("block: basic\nstages: 7\n")
+    with pytest.raises(SpecError) as info:
+        archgen.compile_spec(path, ["stages.0.depth=2"])
+    assert (info.value.file, info.value.line, info.value.field) == ("--set", None, "stages.0.depth")
+    assert "unknown depth preset 7" in info.value.message
