@@ -193,6 +193,9 @@ def apply_tweaks(merged: dict, own: dict, tweaks: Any, own_pos: dict, display: s
             found = stem.get("type") if isinstance(stem, dict) else stem
             if found not in (None, "deep"):
                 raise conflict("C", ("stem", "type"), "stem.type: deep", found)
+            alien = [k for k in stem if k not in spec_models.DeepStem.model_fields] if isinstance(stem, dict) else []
+            if alien:  # e.g. stem: {width: 16}, a classic stem's field that the deep stem would drop
+                raise conflict("C", ("stem", alien[0]), f"stem.type: deep (which has no '{alien[0]}')", stem[alien[0]])
             old = merged.get("stem")
             old = {"type": old} if isinstance(old, str) else (old or {})
             if old.get("type") != "deep":

@@ -352,7 +352,9 @@ class Spec(StrictModel):
             for stage in data["stages"]:
                 if isinstance(stage, dict):
                     stage = dict(stage)
-                    stage["block"] = merge(top, _typed_shorthand(stage.get("block")) or {})
+                    own = _typed_shorthand(stage.get("block"))
+                    if own is None or isinstance(own, dict):  # anything else (0, [], false) is left to be refused
+                        stage["block"] = merge(top, own or {})
                 stages.append(stage)
             data["stages"] = stages
         return data

@@ -60,6 +60,7 @@ REQUIRED = {
     "deep-nesting": 2,
     "absurd-sizes": 5,
     "code-injection": 5,
+    "contradictions": 1,
 }
 PIPE_SPEC = b"block: basic\nstages: 18\n"
 
