@@ -290,19 +290,20 @@ def port(checkpoint: Path, spec: Path, target: str, output: Path, verify: bool, 
 
     from . import port as porting
 
-    def fail(message: str) -> NoReturn:
-        raise click.BadParameter(message, param_hint="'-o' / '--output'" if "output" in message else "'CHECKPOINT'")
-
     sources = porting.TORCH_SUFFIXES if target == "keras" else (porting.KERAS_SUFFIX,)
     outputs = (porting.KERAS_SUFFIX,) if target == "keras" else porting.TORCH_SUFFIXES
+    out_hint = "'-o' / '--output'"
+    problem = None
     if not checkpoint.name.endswith(sources):
-        fail(f"--to {target} reads a {' / '.join(sources)} file, not '{checkpoint.name}'")
-    if not output.name.endswith(outputs):
-        fail(f"--to {target}: the output must end with {' / '.join(outputs)}, not '{output.name}'")
-    if output.resolve() == checkpoint.resolve():
-        fail("the output would overwrite the checkpoint")
-    if not output.parent.is_dir():
-        fail(f"the output's folder '{output.parent}' does not exist")
+        problem = f"--to {target} reads a {' / '.join(sources)} file, not '{checkpoint.name}'", "'CHECKPOINT'"
+    elif not output.name.endswith(outputs):
+        problem = f"--to {target}: the output must end with {' / '.join(outputs)}, not '{output.name}'", out_hint
+    elif output.resolve() == checkpoint.resolve():
+        problem = "the output would overwrite the checkpoint", out_hint
+    elif not output.parent.is_dir():
+        problem = f"the output's folder '{output.parent}' does not exist", out_hint
+    if problem:
+        raise click.BadParameter(problem[0], param_hint=problem[1])
     network = _compile(spec, overrides, None)
     for name in ("torch", "keras"):
         _backend_or_exit(name)

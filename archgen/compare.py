@@ -9,6 +9,7 @@ first stage where the two stop agreeing instead of only a wrong output.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,18 +114,10 @@ class Comparison:
         """The table and verdict as plain text (for assertion messages and logs)."""
         from rich.console import Console
 
-        console = Console(width=120, record=True, file=_Null(), color_system=None)
+        console = Console(width=120, file=io.StringIO(), color_system=None)
         console.print(self.table())
         console.print(self.verdict())
-        return console.export_text()
-
-
-class _Null:
-    def write(self, _: str) -> int:
-        return 0
-
-    def flush(self) -> None:
-        pass
+        return console.file.getvalue()
 
 
 def compare_models(

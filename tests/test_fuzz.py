@@ -97,21 +97,6 @@ def time_limit(seconds: int) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-@contextlib.contextmanager
-def floatx(dtype: str) -> Iterator[None]:
-    """Keras layers take their dtype from the global policy when they are created."""
-    import keras
-
-    saved = keras.config.floatx(), keras.config.dtype_policy()
-    keras.config.set_floatx(dtype)
-    keras.config.set_dtype_policy(dtype)
-    try:
-        yield
-    finally:
-        keras.config.set_floatx(saved[0])
-        keras.config.set_dtype_policy(saved[1])
-
-
 @pytest.fixture(autouse=True, scope="module")
 def one_torch_thread() -> Iterator[None]:
     """The models here are tiny: with two threads on a loaded machine, torch's OpenMP barriers cost
@@ -251,8 +236,7 @@ def test_random_specs_agree_across_ir_torch_emitted_and_keras(drawn: DrawnSpec, 
         assert {k: v.shape for k, v in emitted.state_dict().items()} == {
             k: v.shape for k, v in live.state_dict().items()
         }
-        with floatx(dtype):
-            kmodel = KERAS.build(network)
+        kmodel = KERAS.build(network, dtype=dtype)  # every layer in the drawn dtype
         assert KERAS.counts(kmodel) == counts
         assert KERAS.trace(kmodel, network) == boundaries
 
