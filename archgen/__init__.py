@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .errors import CheckpointError, Problem, SpecError
+from .errors import CheckpointError, MissingFramework, OptionError, Problem, RunError, SpecError
 from .ir import Network
 from .loader import Overrides, load_spec, load_spec_with_positions, parse_override
 from .resolve import resolve
@@ -22,8 +22,11 @@ from .transfer import transfer_weights
 __version__ = "0.1.0"
 __all__ = [
     "CheckpointError",
+    "MissingFramework",
     "Network",
+    "OptionError",
     "Problem",
+    "RunError",
     "Spec",
     "SpecError",
     "__version__",

@@ -1,8 +1,10 @@
-"""The ``archgen`` command line.
+"""The ``archgen`` command line: a few lines per command over the library.
 
-Exit codes: 0 success; 1 a built model disagrees with the IR (a bug in a
-backend); 2 invalid input (spec, override, option), reported without a
-traceback as ``file:line:column: field: message``.
+Exit codes: 0 success; 1 a built model disagrees with the IR, or two backends
+disagree (``compare``, ``port``); 2 invalid input (a spec, an override, an
+option, a checkpoint) or a missing framework, reported as one line per problem
+without a traceback; 3 the machine could not run it (out of memory, no such
+device).
 """
 
 from __future__ import annotations
@@ -14,28 +16,68 @@ from typing import Any, NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from . import __version__, compile_spec, registry
-from .errors import SpecError
+from . import __version__, atomic, catalog, compile_spec, registry
+from .errors import MissingFramework, OptionError, RunError, SpecError, printable
 from .ir import Network
-from .summary import gflops, network_table, shape_text
+from .summary import flops_text, network_table, shape_text
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-SPEC_PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
+EXIT_MISMATCH, EXIT_INPUT, EXIT_RUNTIME = 1, 2, 3
+
+
+def _fail(lines: list[str], code: int) -> NoReturn:
+    for line in lines:
+        click.echo(f"error: {printable(line)}", err=True)
+    sys.exit(code)
 
 
 def _spec_error(exc: SpecError) -> NoReturn:
-    for problem in exc.problems:
-        click.echo(f"error: {problem}", err=True)
-    sys.exit(2)
+    _fail([str(p) for p in exc.problems], EXIT_INPUT)
+
+
+class ArchgenGroup(click.Group):
+    """Turns every user-facing failure of a command into ``error: ...`` lines and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SpecError as exc:  # CheckpointError too
+            _spec_error(exc)
+        except (OptionError, MissingFramework) as exc:
+            _fail([str(exc)], EXIT_INPUT)
+        except RunError as exc:
+            _fail([str(exc)], EXIT_RUNTIME)
+
+
+class SpecRef(click.ParamType):
+    """A spec file, or the name of a shipped spec (``resnet50d``) when no file of that name is here."""
+
+    name = "spec"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+        if isinstance(value, Path):
+            return value
+        path = Path(value)
+        if path.is_file():
+            return path
+        if path.is_dir():
+            self.fail(f"'{value}' is a folder, not a spec file", param, ctx)
+        found = catalog.shipped(value)
+        if found is not None:
+            return found
+        if catalog.is_name(value):
+            self.fail(catalog.unknown_name(value), param, ctx)
+        self.fail(f"file '{value}' does not exist", param, ctx)
+
+
+SPEC = SpecRef()
 
 
 def _compile(path: Path, overrides: tuple[str, ...], input_size: int | None) -> Network:
-    try:
-        return compile_spec(path, list(overrides), input_size)[1]
-    except SpecError as exc:
-        _spec_error(exc)
+    return compile_spec(path, list(overrides), input_size)[1]
 
 
 def _console() -> Console:
@@ -56,14 +98,13 @@ specs_option = click.option(
     "--specs",
     "spec_dir",
     type=click.Path(file_okay=False, path_type=Path),  # checked where read: emit SPEC -o works anywhere
-    default="specs",
-    show_default=True,
-    help="Folder of specs (for list, and emit --all).",
+    default=None,
+    help="Folder of specs (for list, and emit --all). Default: the specs shipped with archgen.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary instead.")
 
 
-@click.group(context_settings=CONTEXT)
+@click.group(cls=ArchgenGroup, context_settings=CONTEXT)
 @click.version_option(__version__, "-V", "--version")
 def main() -> None:
     """Compile declarative ResNet-family specs (YAML) into PyTorch and Keras 3 models.
@@ -72,13 +113,18 @@ def main() -> None:
     archgen validate specs/*.yaml          check specs (no framework imported)
     archgen summary specs/resnet50.yaml    layer table from the IR alone
     archgen build specs/resnetrs152.yaml   compile, instantiate and check a live model
+    archgen build resnet50d                a shipped spec, by name, from any folder
     archgen compare specs/resnet50d.yaml   PyTorch vs Keras, stage by stage
     archgen port r50.pth --spec specs/resnet50.yaml --to keras -o r50.weights.h5
+
+    SPEC is a spec file, or the name of a spec shipped with archgen ('archgen list').
+    Exit codes: 0 ok; 1 a model disagrees with the IR or another backend; 2 invalid
+    input or a missing framework; 3 out of memory or no such device.
     """
 
 
 @main.command(context_settings=CONTEXT)
-@click.argument("specs", nargs=-1, required=True, type=SPEC_PATH)
+@click.argument("specs", nargs=-1, required=True, type=SPEC)
 def validate(specs: tuple[Path, ...]) -> None:
     """Check SPECS: YAML, fields, shapes (no framework is imported). Exit 2 if any is invalid."""
     failed = False
@@ -96,7 +142,7 @@ def validate(specs: tuple[Path, ...]) -> None:
 
 
 @main.command(context_settings=CONTEXT)
-@click.argument("spec", type=SPEC_PATH)
+@click.argument("spec", type=SPEC)
 @set_option
 @input_option
 @json_option
@@ -110,7 +156,7 @@ def summary(spec: Path, overrides: tuple[str, ...], input_size: int | None, as_j
 
 
 @main.command(context_settings=CONTEXT)
-@click.argument("spec", type=SPEC_PATH)
+@click.argument("spec", type=SPEC)
 @click.option(
     "--backend",
     "-b",
@@ -132,49 +178,28 @@ def build(
     trainable-parameter and normalisation-statistics counts must equal the
     IR's; a mismatch exits 1.
     """
-    network = _compile(spec, overrides, input_size)
-    impl = _backend_or_exit(backend)
-    model = impl.build(network, device=device)
-    params, stats = impl.counts(model)
-    shapes = impl.trace(model, network, device=device)
-    expected = network.boundaries()
-    checks: list[dict[str, Any]] = [
-        {"check": "trainable params", "ir": network.params, "model": params},
-        {"check": "norm statistics", "ir": network.stats, "model": stats},
-    ]
-    checks += [
-        {"check": f"shape {name}", "ir": shape_text(expected[name]), "model": shape_text(shapes.get(name, ()))}
-        for name in expected
-    ]
-    ok = all(c["ir"] == c["model"] for c in checks)
+    from .checks import check_build
+
+    _, report = check_build(_compile(spec, overrides, input_size), backend, device)
+    network = report.network
     if as_json:
-        click.echo(json.dumps({**network.to_json(), "backend": backend, "checks": checks, "ok": ok}, indent=2))
+        click.echo(json.dumps(report.to_json(), indent=2))
     else:
         console = _console()
         console.print(network_table(network, f"{network.name} [{backend}]  (input {shape_text(network.input_shape)})"))
-        for c in checks:
-            if c["ir"] != c["model"]:
-                console.print(f"MISMATCH {c['check']}: IR {c['ir']}, model {c['model']}", style="bold red")
-        if ok:
+        for c in report.mismatches:
+            console.print(escape(f"MISMATCH {c.name}: IR {c.ir}, model {c.model}"), style="bold red")
+        if report.ok:
             console.print(
-                f"ok: {backend} model matches the IR ({params:,} params, {stats:,} norm statistics, "
-                f"output {shape_text(shapes['output'])})"
+                f"ok: {backend} model matches the IR ({report.checks[0].model:,} params, "
+                f"{report.checks[1].model:,} norm statistics, output {shape_text(report.output_shape)})"
             )
-    if not ok:
-        sys.exit(1)
-
-
-def _backend_or_exit(name: str) -> Any:
-    try:
-        return registry.get(name)
-    except ImportError as exc:
-        raise click.ClickException(
-            f"the {name} backend needs {exc.name or 'its framework'}: pip install 'archgen[{name}]'"
-        ) from None
+    if not report.ok:
+        sys.exit(EXIT_MISMATCH)
 
 
 @main.command(context_settings=CONTEXT)
-@click.argument("spec", type=SPEC_PATH)
+@click.argument("spec", type=SPEC)
 @click.option(
     "--backend",
     "-b",
@@ -232,11 +257,8 @@ def compare(
 
     network = _compile(spec, overrides, input_size)
     for name in ("torch", other):
-        _backend_or_exit(name)
-    try:
-        given = check_state(read_torch_checkpoint(weights), network, weights) if weights else None
-    except SpecError as exc:
-        _spec_error(exc)
+        registry.get(name)  # a missing framework is reported before any work
+    given = check_state(read_torch_checkpoint(weights), network, weights) if weights else None
     result = run_compare(
         network, other, dtype=dtype, seed=seed, batch=batch, weights=given, device=device, tolerance=tolerance
     )
@@ -247,12 +269,12 @@ def compare(
         console.print(result.table())
         console.print(result.verdict(), style=None if result.ok else "bold red")
     if not result.ok:
-        sys.exit(1)
+        sys.exit(EXIT_MISMATCH)
 
 
 @main.command(context_settings=CONTEXT)
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--spec", "spec", required=True, type=SPEC_PATH, help="The spec the weights belong to.")
+@click.option("--spec", "spec", required=True, type=SPEC, help="The spec the weights belong to (file or name).")
 @click.option("--to", "target", required=True, type=click.Choice(["keras", "torch"]), help="Framework to port to.")
 @click.option(
     "-o",
@@ -290,23 +312,12 @@ def port(checkpoint: Path, spec: Path, target: str, output: Path, verify: bool, 
 
     from . import port as porting
 
-    sources = porting.TORCH_SUFFIXES if target == "keras" else (porting.KERAS_SUFFIX,)
-    outputs = (porting.KERAS_SUFFIX,) if target == "keras" else porting.TORCH_SUFFIXES
-    out_hint = "'-o' / '--output'"
-    problem = None
-    if not checkpoint.name.endswith(sources):
-        problem = f"--to {target} reads a {' / '.join(sources)} file, not '{checkpoint.name}'", "'CHECKPOINT'"
-    elif not output.name.endswith(outputs):
-        problem = f"--to {target}: the output must end with {' / '.join(outputs)}, not '{output.name}'", out_hint
-    elif output.resolve() == checkpoint.resolve():
-        problem = "the output would overwrite the checkpoint", out_hint
-    elif not output.parent.is_dir():
-        problem = f"the output's folder '{output.parent}' does not exist", out_hint
+    problem = porting.path_problem(checkpoint, output, target)
     if problem:
         raise click.BadParameter(problem[0], param_hint=problem[1])
     network = _compile(spec, overrides, None)
     for name in ("torch", "keras"):
-        _backend_or_exit(name)
+        registry.get(name)  # a missing framework is reported before any work
     stderr = Console(stderr=True, highlight=False)
 
     def progress(items: Any, description: str, total: int) -> Any:
@@ -315,13 +326,11 @@ def port(checkpoint: Path, spec: Path, target: str, output: Path, verify: bool, 
     run = porting.torch_to_keras if target == "keras" else porting.keras_to_torch
     try:
         weights, result = run(checkpoint, network, output, progress=progress, check=verify)
-    except SpecError as exc:
-        _spec_error(exc)
     except porting.VerificationError as exc:
         _console().print(exc.comparison.table())
         click.echo(f"error: the ported weights do not compute what the checkpoint does: {exc}", err=True)
         click.echo(f"nothing was written to {output}", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_MISMATCH)
     tensors = sum(len(t) for t in weights.values())
     click.echo(
         f"wrote {output}: {tensors} tensors of {len(weights)} layers "
@@ -333,42 +342,37 @@ def port(checkpoint: Path, spec: Path, target: str, output: Path, verify: bool, 
 
 @main.command("list", context_settings=CONTEXT)
 @specs_option
-def list_specs(spec_dir: Path) -> None:
-    """List the specs in a folder with their input, params and FLOPs."""
-    _spec_folder(spec_dir)
-    table = Table(title=f"specs in {spec_dir}", title_justify="left")
+def list_specs(spec_dir: Path | None) -> None:
+    """List the specs in a folder (default: those shipped with archgen) with their input, params and FLOPs."""
+    folder = _spec_folder(spec_dir)
+    title = "specs shipped with archgen" if spec_dir is None else f"specs in {spec_dir}"
+    table = Table(title=escape(title), title_justify="left")
     for col, justify in (("spec", "left"), ("input", "right"), ("params", "right"), ("FLOPs (MACs)", "right")):
         table.add_column(col, justify=justify)
-    failed = False
-    for path in sorted(spec_dir.glob("*.yaml")):
+    problems: list[str] = []
+    for path in sorted(folder.glob("*.yaml")):
         try:
             _, network = compile_spec(path)
         except SpecError as exc:
-            failed = True
-            table.add_row(path.stem, "-", "invalid", str(exc.problems[0]))
+            problems += [str(p) for p in exc.problems]
+            table.add_row(escape(path.stem), "-", "invalid", "-")
             continue
-        table.add_row(network.name, shape_text(network.input_shape), f"{network.params:,}", gflops(network.flops))
+        table.add_row(network.name, shape_text(network.input_shape), f"{network.params:,}", flops_text(network.flops))
     _console().print(table)
-    if failed:
-        sys.exit(2)
+    if problems:
+        _fail(problems, EXIT_INPUT)
 
 
-def _spec_folder(path: Path) -> Path:
+def _spec_folder(path: Path | None) -> Path:
+    if path is None:
+        return catalog.shipped_dir()
     if not path.is_dir():
         raise click.BadParameter(f"folder '{path}' does not exist", param_hint="'--specs'")
     return path
 
 
-def _source_name(path: Path) -> str:
-    """The spec's path as written in emitted headers: relative to the working folder when inside it."""
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()
-
-
 @main.command(context_settings=CONTEXT)
-@click.argument("spec", required=False, type=SPEC_PATH)
+@click.argument("spec", required=False, type=SPEC)
 @click.option(
     "--backend",
     "-b",
@@ -380,7 +384,9 @@ def _source_name(path: Path) -> str:
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File to write (one spec, one backend)."
 )
-@click.option("--all", "all_specs", is_flag=True, help="Emit every spec of --specs for every backend into --out.")
+@click.option(
+    "--all", "all_specs", is_flag=True, help="Emit every spec of --specs (default: the shipped ones) into --out."
+)
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 naming every stale, missing or extra file.")
 @specs_option
 @click.option(
@@ -398,7 +404,7 @@ def emit(
     output: Path | None,
     all_specs: bool,
     check: bool,
-    spec_dir: Path,
+    spec_dir: Path | None,
     out_dir: Path,
     overrides: tuple[str, ...],
 ) -> None:
@@ -407,7 +413,7 @@ def emit(
     \b
     archgen emit specs/resnet50d.yaml                  -> generated/resnet50d_torch.py
     archgen emit specs/resnet50d.yaml -o model.py --set head.classes=10
-    archgen emit --all                                 regenerate generated/ from specs/
+    archgen emit --all                                 regenerate generated/ from the shipped specs
     archgen emit --all --check                         exit 1 if generated/ is stale
 
     Files are formatted, identical on every run, and written atomically: an
@@ -423,33 +429,19 @@ def emit(
     if output and len(chosen) > 1:
         raise click.UsageError("-o names one file: give one --backend")
     paths = sorted(_spec_folder(spec_dir).glob("*.yaml")) if all_specs else [spec]
-    wanted: dict[Path, str] = {}
-    try:
-        for path in paths:
-            _, network = compile_spec(path, list(overrides))
-            source = _source_name(path)
-            for backend in chosen:
-                target = output or emitter.default_path(network.name, backend, out_dir)
-                wanted[target] = emitter.emit(network, backend, source, overrides)
-    except SpecError as exc:
-        _spec_error(exc)
+    wanted = emitter.emit_files([p for p in paths if p is not None], chosen, out_dir, overrides, output)
     if check:
-        stale = [p for p, text in wanted.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
-        extra = []
-        if all_specs and out_dir.is_dir():
-            extra = [p for p in sorted(out_dir.glob("*.py")) if p not in wanted]
-        for p in stale:
-            click.echo(f"stale: {p}" if p.exists() else f"missing: {p}", err=True)
-        for p in extra:
-            click.echo(f"extra: {p} (no spec emits it)", err=True)
-        if stale or extra:
+        found = emitter.stale_files(wanted, out_dir if all_specs else None)
+        for kind, path in found:
+            click.echo(f"{kind}: {path}" + (" (no spec emits it)" if kind == "extra" else ""), err=True)
+        if found:
             click.echo("run: archgen emit --all", err=True)
-            sys.exit(1)
+            sys.exit(EXIT_MISMATCH)
         click.echo(f"ok: {len(wanted)} emitted files are current")
         return
     for target, text in wanted.items():
         if not target.exists() or target.read_text(encoding="utf-8") != text:
-            emitter.write_atomic(target, text)
+            atomic.write_text(target, text)
         click.echo(f"wrote {target}")
 
 
@@ -469,10 +461,8 @@ def schema(output: Path | None, check: bool) -> None:
         return
     if check:
         click.echo(f"{output} is stale: run 'archgen schema -o {output}'", err=True)
-        sys.exit(1)
-    tmp = output.with_suffix(output.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(output)
+        sys.exit(EXIT_MISMATCH)
+    atomic.write_text(output, text)
 
 
 if __name__ == "__main__":

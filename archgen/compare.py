@@ -71,12 +71,12 @@ class Comparison:
             (f"max |{self.reference}|", "right"),
             ("max |diff|", "right"),
             ("relative", "right"),
-            ("", "left"),
+            ("verdict", "left"),
         ):
             table.add_column(col, justify=justify)
         first = self.first_divergence
         for p in self.points:
-            mark = "" if p.relative <= self.tolerance else ("FIRST DIVERGENCE" if p is first else "over")
+            mark = "ok" if p.relative <= self.tolerance else ("FIRST DIVERGENCE" if p is first else "over")
             table.add_row(
                 p.name, shape_text(p.shape), f"{p.max_abs:.4g}", f"{p.max_diff:.3e}", f"{p.relative:.3e}", mark
             )

@@ -14,10 +14,8 @@ from __future__ import annotations
 import importlib
 import json
 import linecache
-import os
 import subprocess
 import sys
-import tempfile
 import textwrap
 import types
 from dataclasses import dataclass, field
@@ -353,18 +351,41 @@ def emit(network: Network, backend: str, source: str, overrides: tuple[str, ...]
     return format_source(render(network, backend, source, overrides))
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename: all or nothing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def default_path(spec_name: str, backend: str, folder: Path = Path("generated")) -> Path:
     return folder / f"{spec_name}_{backend}.py"
+
+
+def emit_files(
+    specs: list[Path],
+    backends: list[str],
+    out_dir: Path = Path("generated"),
+    overrides: tuple[str, ...] | list[str] = (),
+    output: Path | None = None,
+) -> dict[Path, str]:
+    """What ``archgen emit`` writes: every spec for every backend, path -> formatted source (nothing written).
+
+    Every spec is compiled before any file is produced, so one invalid spec means no output at all.
+    """
+    from . import catalog, compile_spec
+
+    wanted: dict[Path, str] = {}
+    for path in specs:
+        _, network = compile_spec(path, list(overrides))
+        for backend in backends:
+            target = output or default_path(network.name, backend, out_dir)
+            wanted[target] = emit(network, backend, catalog.source_name(path), overrides)
+    return wanted
+
+
+def stale_files(wanted: dict[Path, str], out_dir: Path | None = None) -> list[tuple[str, Path]]:
+    """``("stale" | "missing" | "extra", path)`` of every file that differs from what would be emitted;
+    with ``out_dir``, also the ``.py`` files there that nothing emits."""
+    found: list[tuple[str, Path]] = []
+    for path, text in wanted.items():
+        if not path.exists():
+            found.append(("missing", path))
+        elif path.read_text(encoding="utf-8") != text:
+            found.append(("stale", path))
+    if out_dir is not None and out_dir.is_dir():
+        found += [("extra", p) for p in sorted(out_dir.glob("*.py")) if p not in wanted]
+    return found

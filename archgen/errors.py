@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 
@@ -71,3 +74,50 @@ class CheckpointError(SpecError):
 def dotted(path: tuple[str | int, ...]) -> str:
     """Render a field path the way users write it in ``--set``: ``stages.2.depth``."""
     return ".".join(str(p) for p in path)
+
+
+class OptionError(ValueError):
+    """A command-line option or argument has a value the command cannot take (exit 2): ``--device gpu``."""
+
+
+class MissingFramework(ImportError):
+    """What was asked needs a framework that is not installed (exit 2); the message says what to install."""
+
+
+class RunError(RuntimeError):
+    """The machine could not do what was asked (exit 3): it ran out of memory, or has no such device."""
+
+
+# Framework exception classes that mean an allocation failed (torch, TensorFlow, JAX), by name so
+# that the core imports no framework to recognise them.
+_MEMORY_ERRORS = {"OutOfMemoryError", "ResourceExhaustedError", "XlaRuntimeError"}
+_MEMORY_WORDS = ("out of memory", "can't allocate memory", "cannot allocate memory", "resource_exhausted")
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether a framework's exception says that memory ran out."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc).lower()
+    named = any(cls.__name__ in _MEMORY_ERRORS for cls in type(exc).__mro__)
+    return (named or isinstance(exc, RuntimeError)) and any(w in text for w in _MEMORY_WORDS)
+
+
+def memory_message(what: str, exc: BaseException) -> str:
+    """One line for an allocation that failed: what was being done, the framework's reason in short, what to try."""
+    reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    reason = re.sub(r"^\[enforce fail[^\]]*\]\s*(err == 0\.\s*)?", "", reason)  # torch's C++ prefix
+    if len(reason) > 160:
+        reason = reason[:157] + "..."
+    return f"out of memory {what} ({reason}); free memory, use a smaller --input-size or network, or another --device"
+
+
+@contextlib.contextmanager
+def memory_guard(what: str) -> Iterator[None]:
+    """A failed allocation inside becomes a one-line RunError saying what was being done."""
+    try:
+        yield
+    except Exception as exc:
+        if out_of_memory(exc):
+            raise RunError(memory_message(what, exc)) from None
+        raise

@@ -98,6 +98,8 @@ class Network:
     digest: str  # sha256 of the resolved spec
     options: dict[str, Any] = field(default_factory=dict)  # act, norm, conv_bias, drop_path, head
     description: str = ""
+    # The resolved spec as JSON data (what ``digest`` hashes): says what differs between two networks.
+    resolved: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def layers(self) -> Iterator[Layer]:
         yield from self.stem

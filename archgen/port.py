@@ -11,11 +11,11 @@ renamed).
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from .atomic import replace_atomic
 from .errors import CheckpointError, Problem
 from .ir import Network
 
@@ -28,6 +28,22 @@ MAX_LISTED = 10  # further mismatches are counted, not listed
 Weights = dict[str, dict[str, Any]]  # IR layer name -> {torch tensor name: numpy array}
 Progress = Callable[[Iterable[Any], str, int], Iterable[Any]]
 Check = Callable[[Path], None]
+
+
+def path_problem(checkpoint: Path, output: Path, target: str) -> tuple[str, str] | None:
+    """What is wrong with the file names of a port to ``target``, and which argument it is; None if nothing."""
+    sources = TORCH_SUFFIXES if target == "keras" else (KERAS_SUFFIX,)
+    outputs = (KERAS_SUFFIX,) if target == "keras" else TORCH_SUFFIXES
+    out_hint = "'-o' / '--output'"
+    if not checkpoint.name.endswith(sources):
+        return f"--to {target} reads a {' / '.join(sources)} file, not '{checkpoint.name}'", "'CHECKPOINT'"
+    if not output.name.endswith(outputs):
+        return f"--to {target}: the output must end with {' / '.join(outputs)}, not '{output.name}'", out_hint
+    if output.resolve() == checkpoint.resolve():
+        return "the output would overwrite the checkpoint", out_hint
+    if not output.parent.is_dir():
+        return f"the output's folder '{output.parent}' does not exist", out_hint
+    return None
 
 
 def _problem(path: Path | str, field: str, message: str) -> Problem:
@@ -139,24 +155,6 @@ def flatten(weights: Weights, network: Network) -> dict[str, Any]:
     for key in optional_keys(network):
         out[key] = np.zeros((), dtype=np.int64)
     return out
-
-
-def temporary_beside(output: Path, suffix: str) -> Path:
-    """A fresh name in the output's folder (so the final rename is atomic), ending as the format demands."""
-    return output.with_name(f".{output.name}.{os.getpid()}.tmp{suffix}")
-
-
-def replace_atomic(write: Callable[[Path], None], output: Path, suffix: str, check: Check | None = None) -> None:
-    """Write through ``write`` to a temporary file beside ``output``, ``check`` it, then rename it over ``output``."""
-    tmp = temporary_beside(output, suffix)
-    try:
-        write(tmp)
-        if check:
-            check(tmp)
-        os.replace(tmp, output)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 class VerificationError(RuntimeError):

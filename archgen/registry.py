@@ -10,6 +10,7 @@ import os
 from importlib.metadata import entry_points
 from typing import Any, Protocol
 
+from .errors import MissingFramework
 from .ir import Network, Shape
 
 BUILTIN: dict[str, str] = {"keras": "backends.keras", "torch": "backends.torch"}
@@ -50,8 +51,18 @@ def emitters() -> list[str]:
 
 
 def get(name: str) -> Backend:
+    """The backend of this name, its framework imported; MissingFramework (with what to install) if it cannot be."""
     target = {**_external(), **BUILTIN}.get(name)
     if target is None:
         raise KeyError(f"unknown backend '{name}'; expected one of: {', '.join(names())}")
-    module = importlib.import_module(target.split(":")[0])
-    return module.BACKEND
+    try:
+        backend = importlib.import_module(target.split(":")[0]).BACKEND
+    except ImportError as exc:
+        missing = (exc.name or "its framework").split(".")[0]
+        raise MissingFramework(
+            f"the {name} backend needs {missing}, which is not installed: pip install 'archgen[{name}]'"
+        ) from None
+    require = getattr(backend, "require", None)
+    if require is not None:
+        require()
+    return backend

@@ -441,5 +441,6 @@ def resolve(spec: Spec, positions: Positions | None = None, input_size: int | tu
             head=spec.head.model_dump(),
         ),
         description=spec.description,
+        resolved=spec.model_dump(mode="json"),
     )
     return net

@@ -11,8 +11,12 @@ def shape_text(shape: Shape) -> str:
     return "x".join(str(d) for d in shape)
 
 
-def gflops(flops: int) -> str:
-    return f"{flops / 1e9:.3f} G"
+def flops_text(flops: int) -> str:
+    """Multiply-accumulates with a unit that keeps four significant figures: 4.089 G, 12.85 M, 640 (not 0.000 G)."""
+    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if flops >= scale:
+            return f"{flops / scale:.4g} {unit}"
+    return str(flops)
 
 
 def network_table(network: Network, title: str | None = None) -> Table:
@@ -23,14 +27,14 @@ def network_table(network: Network, title: str | None = None) -> Table:
     table.add_column("norm stats", justify="right")
     table.add_column("FLOPs (MACs)", justify="right")
     for row in network.sections():
-        table.add_row(row.name, shape_text(row.out_shape), f"{row.params:,}", f"{row.stats:,}", gflops(row.flops))
+        table.add_row(row.name, shape_text(row.out_shape), f"{row.params:,}", f"{row.stats:,}", flops_text(row.flops))
     table.add_section()
     table.add_row(
         "total",
         shape_text(network.output_shape),
         f"{network.params:,}",
         f"{network.stats:,}",
-        gflops(network.flops),
+        flops_text(network.flops),
         style="bold",
     )
     return table

@@ -17,6 +17,31 @@ def backend_of(model: Any) -> str:
     raise TypeError(f"not an archgen model of a known backend: {type(model).__name__}")
 
 
+def spec_differences(a: Any, b: Any, path: str = "", limit: int = 8) -> list[str]:
+    """``field: A vs B`` for every leaf where two resolved specs differ (first ``limit``, then a count)."""
+    found: list[str] = []
+
+    def walk(x: Any, y: Any, where: str) -> None:
+        if isinstance(x, dict) and isinstance(y, dict):
+            for key in [*x, *(k for k in y if k not in x)]:
+                walk(x.get(key), y.get(key), f"{where}.{key}" if where else str(key))
+        elif isinstance(x, list) and isinstance(y, list) and len(x) == len(y):
+            for i, (u, v) in enumerate(zip(x, y, strict=True)):
+                walk(u, v, f"{where}.{i}")
+        elif x != y:
+            found.append(f"{where}: {_short(x)} vs {_short(y)}")
+
+    walk(a, b, path)
+    if len(found) > limit:
+        found = [*found[:limit], f"... and {len(found) - limit} more"]
+    return found
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
 def transfer_weights(src: Any, dst: Any) -> None:
     """Copy every weight and normalisation statistic of ``src`` into ``dst``.
 
@@ -29,9 +54,10 @@ def transfer_weights(src: Any, dst: Any) -> None:
     if src_net is None or dst_net is None:
         raise ValueError("transfer_weights needs models built by archgen (archgen.build or a backend's build)")
     if src_net.digest != dst_net.digest:
+        diff = "; ".join(spec_differences(src_net.resolved, dst_net.resolved)) or "their resolved specs differ"
         raise ValueError(
             f"models of different specs: source '{src_net.name}' (sha256 {src_net.digest[:12]}), "
-            f"destination '{dst_net.name}' (sha256 {dst_net.digest[:12]})"
+            f"destination '{dst_net.name}' (sha256 {dst_net.digest[:12]}): {diff}"
         )
     weights = registry.get(backend_of(src)).get_weights(src, src_net)
     registry.get(backend_of(dst)).set_weights(dst, dst_net, weights)

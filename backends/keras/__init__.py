@@ -1,5 +1,19 @@
-"""The Keras 3 backend: channels-last models whose layer names are the IR names."""
+"""The Keras 3 backend: channels-last models whose layer names are the IR names from the archgen IR.
 
-from .backend import BACKEND
+The framework is imported only when ``BACKEND`` is first used: ``archgen emit`` renders this
+package's templates (``emit.py``) on machines without keras.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["BACKEND"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "BACKEND":
+        from .backend import BACKEND
+
+        return BACKEND
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

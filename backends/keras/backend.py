@@ -6,30 +6,109 @@ import contextlib
 import math
 import os
 import re
+import sys
+import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from archgen.emit import load_source, render
+from archgen.errors import MissingFramework, OptionError, RunError, memory_guard
 from archgen.ir import Network, Shape
 
 from .emit import keras_name
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# What TensorFlow's native code prints to stderr while it loads, before its logging is set up (so
+# TF_CPP_MIN_LOG_LEVEL cannot hold it back), once per shared library: start-up news, not problems.
+_STARTUP_NOISE = re.compile(
+    r"absl::InitializeLog|port\.cc:\d+\] oneDNN custom operations|cudart_stub\.cc|cuda_platform\.cc:\d+\] failed call "
+    r"to cuInit|cuda_executor|cpu_feature_guard|To enable the following instructions|rebuild TensorFlow with"
+)
+
+
+@contextlib.contextmanager
+def _quiet_startup() -> Iterator[None]:
+    """Hold back the framework's start-up lines on file descriptor 2; anything else it printed is passed on."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # stderr is not a real file (captured by a test runner)
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), fd)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, fd)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode("utf-8", errors="replace")
+            kept = [line for line in text.splitlines(keepends=True) if not _STARTUP_NOISE.search(line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+
 
 class KerasBackend:
     name = "keras"
+    extra = "keras"  # pip install 'archgen[keras]'
+
+    def require(self) -> None:
+        """Import Keras and the framework it runs on, or say what to install (MissingFramework)."""
+        if "keras" in sys.modules:
+            return
+        wanted = os.environ.get("KERAS_BACKEND", "tensorflow")
+        try:
+            with _quiet_startup():
+                import keras
+
+                keras.distribution.list_devices()  # initialises the framework's devices (more start-up lines)
+        except ImportError as exc:
+            missing = exc.name or str(exc)
+            sys.modules.pop("keras", None)
+            if missing.split(".")[0] in ("keras", "h5py") or (wanted == "tensorflow" and "tensorflow" in missing):
+                raise MissingFramework(
+                    f"the keras backend needs {missing.split('.')[0]}, which is not installed: "
+                    "pip install 'archgen[keras]'"
+                ) from None
+            raise MissingFramework(
+                f"Keras is set to run on {wanted} (KERAS_BACKEND={wanted}), which cannot be imported ({exc}): "
+                f"pip install {wanted}, or set KERAS_BACKEND to one that is installed (tensorflow, jax or torch)"
+            ) from None
+
+    def device_scope(self, device: str | None) -> contextlib.AbstractContextManager[Any]:
+        """Keras' placement on ``device`` (cpu, cuda, cuda:N, as for PyTorch); a GPU Keras cannot see is a RunError."""
+        if device is None:
+            return contextlib.nullcontext()
+        kind, _, index = device.partition(":")
+        if kind not in ("cpu", "cuda") or (index and not index.isdigit()):
+            raise OptionError(f"--device {device!r}: expected cpu, cuda or cuda:N")
+        import keras
+
+        want = "cpu" if kind == "cpu" else "gpu"
+        found = keras.distribution.list_devices(want)
+        n = int(index or 0)
+        if n >= len(found):
+            seen = f"{len(found)} GPU(s)" if found else "no GPU"
+            raise RunError(
+                f"--device {device!r}: Keras ({keras.backend.backend()} backend) sees {seen} on this machine; "
+                "use --device cpu"
+            )
+        return keras.device(f"{want}:{n}")
 
     def build(self, network: Network, device: str | None = None, dtype: str | None = None) -> Any:
-        """A live Keras model; ``dtype`` (e.g. float64) sets every layer's dtype policy.
-
-        ``device`` is left to Keras' own placement (its backend picks the accelerator).
-        """
+        """A live Keras model; ``dtype`` (e.g. float64) sets every layer's dtype policy; ``device`` places
+        its weights (cpu, cuda, cuda:N)."""
+        self.require()
         source = render(network, "keras", source=f"{network.name} (live)")
         module = load_source(source, f"archgen_live_keras.{network.name}_{network.digest[:12]}")
-        with _floatx(dtype):
+        with self.device_scope(device), _floatx(dtype), memory_guard(f"building {network.name} on {device or 'cpu'}"):
             model = module.build_model()
         model.archgen_network = network  # lets transfer_weights check and map by IR name
+        model.archgen_device = device
         return model
 
     def get_weights(
@@ -96,7 +175,8 @@ class KerasBackend:
         import numpy as np
 
         x = np.random.default_rng(0).standard_normal((2, *network.input_shape), dtype=np.float32)
-        return {k: tuple(v.shape[1:]) for k, v in self.outputs(model, network, x).items()}
+        with self.device_scope(device), memory_guard(f"running {network.name} on a batch of 2"):
+            return {k: tuple(v.shape[1:]) for k, v in self.outputs(model, network, x).items()}
 
     def weights_file_layout(self, model: Any, network: Network) -> list[tuple[str, tuple[int, ...], str]]:
         """(dataset path, shape, IR layer) of every array ``model.save_weights`` writes, in file order.

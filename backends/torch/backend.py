@@ -14,11 +14,50 @@ import torch
 from torch import nn
 
 from archgen.emit import load_source, render
+from archgen.errors import MissingFramework, OptionError, RunError, memory_guard
 from archgen.ir import Network, Shape
+
+
+def check_device(device: str | None) -> torch.device | None:
+    """The torch device named by ``device``; a name torch does not know is an OptionError, a device this
+    machine lacks (``cuda`` without a GPU, ``cuda:3`` with one) a RunError."""
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise OptionError(
+            f"--device {device!r}: not a PyTorch device; expected cpu, cuda, cuda:N (or mps, xpu where present)"
+        ) from None
+    if dev.type == "meta":
+        raise OptionError("--device 'meta': a meta model holds no weights and cannot run; expected cpu or cuda")
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise RunError(f"--device {device!r}: no CUDA GPU is visible on this machine; use --device cpu")
+        if dev.index is not None and dev.index >= count:
+            raise RunError(f"--device {device!r}: this machine has {count} CUDA GPU(s), cuda:0..cuda:{count - 1}")
+    elif dev.type != "cpu":
+        try:
+            torch.empty(0, device=dev)
+        except (RuntimeError, AssertionError) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RunError(f"--device {device!r} is not available on this machine ({reason})") from None
+    return dev
 
 
 class TorchBackend:
     name = "torch"
+    extra = "torch"  # pip install 'archgen[torch]'
+
+    def require(self) -> None:
+        """Import what the backend needs beyond torch (imported with this module), or say what to install."""
+        try:
+            import numpy  # noqa: F401
+        except ImportError as exc:
+            raise MissingFramework(
+                f"the torch backend needs numpy, which is not installed ({exc}): pip install 'archgen[torch]'"
+            ) from None
 
     def module(self, network: Network) -> types.ModuleType:
         """The generated model module for a network (what ``archgen emit`` writes)."""
@@ -26,11 +65,13 @@ class TorchBackend:
         return load_source(source, f"archgen_live.{network.name}_{network.digest[:12]}")
 
     def build(self, network: Network, device: str | None = None, dtype: str | None = None) -> nn.Module:
-        model = self.module(network).build_model()
-        model.archgen_network = network  # lets transfer_weights check and map by IR name
-        if dtype:
-            model = model.to(getattr(torch, dtype))
-        return model.to(device) if device else model
+        dev = check_device(device)
+        with memory_guard(f"building {network.name} ({network.params:,} params) on {dev or 'cpu'}"):
+            model = self.module(network).build_model()
+            model.archgen_network = network  # lets transfer_weights check and map by IR name
+            if dtype:
+                model = model.to(getattr(torch, dtype))
+            return model.to(dev) if dev else model
 
     def randomize(
         self, model: nn.Module, network: Network, seed: int = 0, gamma: tuple[float, float] = (0.5, 1.5)
@@ -101,7 +142,10 @@ class TorchBackend:
         import numpy as np
 
         x = np.random.default_rng(0).standard_normal((2, *network.input_shape), dtype=np.float32)
-        return {k: tuple(v.shape[1:]) for k, v in self.outputs(model, network, x).items()}
+        with memory_guard(
+            f"running {network.name} on a batch of 2 at {network.input_shape[1]}x{network.input_shape[2]}"
+        ):
+            return {k: tuple(v.shape[1:]) for k, v in self.outputs(model, network, x).items()}
 
 
 BACKEND = TorchBackend()

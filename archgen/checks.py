@@ -1,0 +1,58 @@
+"""A live model checked against the IR it was compiled from (``archgen build``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from . import registry
+from .ir import Network
+from .summary import shape_text
+
+
+@dataclass(frozen=True)
+class Check:
+    """One figure of the IR and the same figure measured on the live model."""
+
+    name: str
+    ir: int | str
+    model: int | str
+
+    @property
+    def ok(self) -> bool:
+        return self.ir == self.model
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    network: Network
+    backend: str
+    checks: tuple[Check, ...]
+    output_shape: tuple[int, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    @property
+    def mismatches(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+    def to_json(self) -> dict[str, Any]:
+        checks = [{"check": c.name, "ir": c.ir, "model": c.model} for c in self.checks]
+        return {**self.network.to_json(), "backend": self.backend, "checks": checks, "ok": self.ok}
+
+
+def check_build(network: Network, backend: str = "torch", device: str | None = None) -> tuple[Any, BuildReport]:
+    """Build ``network`` in ``backend``, run one dummy batch, and compare the trainable-parameter and
+    norm-statistics counts and the shapes after the stem, every stage and the head with the IR's."""
+    impl = registry.get(backend)
+    model = impl.build(network, device=device)
+    params, stats = impl.counts(model)
+    shapes = impl.trace(model, network, device=device)
+    checks = [Check("trainable params", network.params, params), Check("norm statistics", network.stats, stats)]
+    checks += [
+        Check(f"shape {name}", shape_text(shape), shape_text(shapes.get(name, ())))
+        for name, shape in network.boundaries().items()
+    ]
+    return model, BuildReport(network, backend, tuple(checks), tuple(shapes.get("output", ())))
