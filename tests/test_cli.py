@@ -83,7 +83,7 @@ def test_invalid_spec_exits_2_without_traceback(tmp_path: Path, command: str) ->
 
 def test_bad_override_exits_2() -> None:
     result = invoke(["summary", spec_path("resnet50"), "--set", "stages.9.depth=3"], code=2)
-    assert "stages.9.depth" in result.output and "out of range" in result.output
+    assert "error: --set stages.9.depth=3: stages.9.depth: 'stages' is a list of 4 stages" in result.output
 
 
 @pytest.mark.parametrize(
@@ -140,4 +140,49 @@ def test_emit_one_spec_from_any_folder(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.chdir(tmp_path)
     invoke(["emit", spec_path("resnet18"), "-o", "r18.py"])
     assert "def build_model(" in (tmp_path / "r18.py").read_text()
-    assert "'--specs': folder 'specs' does not exist" in invoke(["list"], code=2).output
+    assert "specs shipped with archgen" in invoke(["list"]).output  # the shipped ones, from any folder
+    assert "'--specs': folder 'specs' does not exist" in invoke(["list", "--specs", "specs"], code=2).output
+
+
+def test_list_prints_problems_as_text_under_the_table(tmp_path: Path) -> None:
+    (tmp_path / "good.yaml").write_text("block: basic\nstages: 18\n")
+    (tmp_path / "bad.yaml").write_text("input: {size: [1, 2, 3]}\nblock: basic\nstages: 18\n")
+    result = invoke(["list", "--specs", tmp_path], code=2)
+    table, _, problems = result.output.partition("error: ")
+    assert "good" in table and "bad" in table and "invalid" in table
+    assert "an integer from 1 to 8192, or [height, width] of them" in problems  # no markup swallowed it
+    assert "8192" not in table
+
+
+def test_small_flops_keep_their_unit() -> None:
+    from archgen.summary import flops_text
+
+    assert [flops_text(n) for n in (4_089_184_256, 12_845_056, 640_000, 640)] == ["4.089 G", "12.85 M", "640 K", "640"]
+    out = invoke(["summary", spec_path("resnet18"), "--input-size", "32"]).output
+    assert "0.000 G" not in out and " M " in out
+
+
+def test_transfer_between_different_specs_names_what_differs() -> None:
+    import archgen
+
+    a = archgen.build(spec_path("resnet18"), head__classes=10, input_size=32)
+    b = archgen.build(spec_path("resnet18"), head__classes=100, input_size=32)
+    with pytest.raises(ValueError, match=r"head\.classes: 10 vs 100$"):
+        archgen.transfer_weights(a, b)
+
+
+def test_readme_compare_models_example_runs() -> None:
+    import numpy as np
+
+    import archgen
+    from archgen.compare import compare_models
+    from backends.keras import BACKEND as KERAS
+
+    _, network = archgen.compile_spec(spec_path("resnet18"), input_size=32)
+    torch_model = archgen.build(spec_path("resnet18"), input_size=32)
+    keras_model = KERAS.build(network)
+    archgen.transfer_weights(torch_model, keras_model)
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype("float32")
+    result = compare_models(network, torch_model, keras_model, x, "float32")
+    assert result.ok and [p.name for p in result.points] == ["stem", "layer1", "layer2", "layer3", "layer4", "head"]
+    assert "verdict" in result.text()
