@@ -9,6 +9,7 @@ Importing archgen imports no deep-learning framework; a backend does, lazily.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +40,13 @@ __all__ = [
 
 
 def compile_spec(
-    spec_or_path: Spec | str | Path, overrides: Overrides = None, input_size: int | None = None
+    spec_or_path: Spec | str | Path | Mapping[str, Any], overrides: Overrides = None, input_size: int | None = None
 ) -> tuple[Spec, Network]:
-    """Load (if a path), validate and resolve; errors name file, line and field."""
+    """Load (a file, a shipped spec's name, or a spec's data as a mapping), validate and resolve;
+    errors name file, line and field."""
     if isinstance(spec_or_path, Spec):
         if overrides:
-            raise TypeError("overrides apply to a spec file; pass a path, or change the Spec with model_copy")
+            raise TypeError("overrides apply to a spec file or mapping; pass one, or change the Spec with model_copy")
         return spec_or_path, resolve(spec_or_path, input_size=input_size)
     spec, positions = load_spec_with_positions(spec_or_path, overrides)
     return spec, resolve(spec, positions, input_size)

@@ -10,6 +10,7 @@ device).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -61,10 +62,10 @@ class SpecRef(click.ParamType):
         if isinstance(value, Path):
             return value
         path = Path(value)
-        if path.is_file():
-            return path
         if path.is_dir():
             self.fail(f"'{value}' is a folder, not a spec file", param, ctx)
+        if os.path.lexists(path):  # a file, or something the loader refuses by name (a FIFO, a dangling link)
+            return path
         found = catalog.shipped(value)
         if found is not None:
             return found

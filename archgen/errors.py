@@ -38,7 +38,7 @@ class SpecError(ValueError):
     """A spec (or an override of it) is invalid.
 
     Carries every problem found, each with file, line, column and field; the
-    attributes ``file``, ``line``, ``field`` and ``message`` name the first.
+    attributes ``file``, ``line``, ``column``, ``field`` and ``message`` name the first.
     """
 
     def __init__(self, problems: list[Problem] | Problem) -> None:
@@ -54,6 +54,10 @@ class SpecError(ValueError):
     @property
     def line(self) -> int | None:
         return self.problems[0].line
+
+    @property
+    def column(self) -> int | None:
+        return self.problems[0].column
 
     @property
     def field(self) -> str:

@@ -1,8 +1,12 @@
 """From a YAML file (plus ``extends`` parents and ``--set`` overrides) to a Spec.
 
+The source is a file, the name of a shipped spec (``resnet50d``, when no such file is
+at hand), or a spec's data as a mapping (located as ``<dict>``, without lines).
 Order of application, each step over the previous one:
-1. the parent named by ``extends`` (recursively), relative to the child file
-   and never outside the folder of the spec being loaded;
+1. the parent named by ``extends`` (recursively): a bare name is ``NAME.yaml`` beside
+   the file, else the shipped spec of that name; anything else is a path relative to
+   the child file (to the working folder, for a mapping), never outside the folder of
+   the spec being loaded (the shipped folder, once the chain has reached a shipped spec);
 2. the file's own fields (``merge.py`` rules);
 3. the file's ``tweaks`` (B, C, D), which may not contradict a field written
    in the same file;
@@ -12,45 +16,74 @@ Errors name file, line and field; all validation errors are reported together.
 
 from __future__ import annotations
 
+import datetime
 import difflib
+import os
 import re
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from . import catalog
 from . import spec as spec_models
 from .errors import Problem, SpecError, dotted, printable
 from .merge import merge
 from .spec import Spec, expand_stages
-from .yamlsource import Path_, Pos, Positions, parse_yaml, read_yaml
+from .yamlsource import Path_, Pos, Positions, parse_yaml, plain_data, read_yaml
 
 MAX_EXTENDS_DEPTH = 16
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 Overrides = list[str] | tuple[str, ...] | Mapping[str, Any] | None
+# A spec file, the name of a shipped spec (``resnet50d``), or a spec's data as YAML would give it.
+Source = str | Path | Mapping[str, Any]
+MAPPING_DISPLAY = "<dict>"  # the 'file' of problems in a spec given as a mapping
 
 
-def load_spec(path: str | Path, overrides: Overrides = None) -> Spec:
-    """Load, merge, override and validate a spec file. Raises SpecError."""
-    spec, _ = load_spec_with_positions(path, overrides)
+def load_spec(source: Source, overrides: Overrides = None) -> Spec:
+    """Load, merge, override and validate a spec (a file, a shipped spec's name, or a mapping).
+    Raises SpecError."""
+    spec, _ = load_spec_with_positions(source, overrides)
     return spec
 
 
-def load_spec_with_positions(path: str | Path, overrides: Overrides = None) -> tuple[Spec, Positions]:
-    path = Path(path)
+def load_spec_with_positions(source: Source, overrides: Overrides = None) -> tuple[Spec, Positions]:
+    if isinstance(source, Mapping):
+        # Like a file's content; its 'extends' is relative to the working folder, which bounds the chain.
+        own, own_pos = plain_data(source, MAPPING_DISPLAY)
+        folder = Path.cwd()
+        data, positions = _load_data(own, own_pos, folder, folder.resolve(), MAPPING_DISPLAY, (), 0)
+        parent = own.get("extends")
+        if "name" not in data and isinstance(parent, str):  # no file name to default to: the parent's
+            name = Path(parent).stem.replace("-", "_")
+            if _IDENTIFIER.fullmatch(name):
+                data["name"] = name
+    else:
+        data, positions = _load_path(Path(source))
+    data, positions = apply_overrides(data, positions, overrides)
+    return validate(data, positions), positions
+
+
+def _load_path(path: Path) -> tuple[dict, Positions]:
+    display = str(path)
+    if not os.path.lexists(path) and catalog.is_name(display):  # no such file: a shipped spec's name
+        shipped = catalog.shipped(display)
+        if shipped is None:
+            raise SpecError(Problem(display, None, None, "", catalog.unknown_name(display)))
+        path, display = shipped, _display(shipped)
     try:
         root = path.resolve().parent
     except (OSError, ValueError) as exc:  # a NUL character in the path, a symlink loop
-        raise SpecError(Problem(str(path), None, None, "", f"cannot read file: {exc}")) from None
-    data, positions = _load_file(path, root, str(path), ())
+        raise SpecError(Problem(display, None, None, "", f"cannot read file: {exc}")) from None
+    data, positions = _load_file(path, root, display, (), 0)
     if "name" not in data:
         name = path.stem.replace("-", "_")
         if not _IDENTIFIER.fullmatch(name):
             raise SpecError(
                 Problem(
-                    str(path),
+                    display,
                     1,
                     1,
                     "name",
@@ -59,15 +92,29 @@ def load_spec_with_positions(path: str | Path, overrides: Overrides = None) -> t
                 )
             )
         data["name"] = name
-    data, positions = apply_overrides(data, positions, overrides)
-    return validate(data, positions), positions
+    return data, positions
 
 
-def _load_file(path: Path, root: Path, display: str, chain: tuple[Path, ...]) -> tuple[dict, Positions]:
-    real = path.resolve()
+def _display(path: Path) -> str:
+    """A file reached by name (a shipped spec): relative to the working folder when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _load_file(path: Path, root: Path, display: str, chain: tuple[Path, ...], depth: int) -> tuple[dict, Positions]:
     own, own_pos = read_yaml(path, display)
+    return _load_data(own, own_pos, path.parent, root, display, (*chain, path.resolve()), depth)
+
+
+def _load_data(
+    own: dict, own_pos: dict[Path_, Pos], folder: Path, root: Path, display: str, chain: tuple[Path, ...], depth: int
+) -> tuple[dict, Positions]:
+    """Lay one file's (or mapping's) fields over its parents. ``folder``: where its ``extends`` is
+    looked up; ``root``: the folder every parent must lie in; ``chain``: the files loaded so far,
+    this one included; ``depth``: the ``extends`` followed to reach it."""
     own = normalize(own)
-    positions = Positions([own_pos])
     parent_ref = own.pop("extends", None)
     tweaks = own.get("tweaks", [])
     if parent_ref is None:
@@ -78,29 +125,14 @@ def _load_file(path: Path, root: Path, display: str, chain: tuple[Path, ...]) ->
         def refuse(message: str) -> SpecError:  # problems of the reference are located at this 'extends'
             return SpecError(Problem(where.file, where.line, where.column, "extends", message))
 
-        if not isinstance(parent_ref, str) or not parent_ref:
-            raise refuse("expected a relative file path")
-        try:
-            parent_path = (path.parent / parent_ref).resolve()
-            if not parent_path.is_relative_to(root):
-                raise refuse(f"'{parent_ref}' lies outside the spec folder {root}")
-            if not parent_path.exists():
-                raise refuse(f"parent spec '{parent_ref}' not found")
-            if not parent_path.is_file():
-                raise refuse(f"parent spec '{parent_ref}' is not a regular file")
-        except (OSError, ValueError) as exc:  # a NUL character, a name too long for the file system, ...
-            if isinstance(exc, SpecError):
-                raise
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise refuse(f"'{printable(_short(parent_ref))}' is not a usable file path ({reason})") from None
-        if parent_path in (*chain, real):
-            cycle = " -> ".join(p.name for p in (*chain, real, parent_path))
+        parent_path, parent_root, parent_display = _parent(parent_ref, folder, root, display, chain, refuse)
+        if parent_path in chain:
+            cycle = " -> ".join(p.name for p in (*chain, parent_path))
             raise refuse(f"'extends' cycle: {cycle}")
-        if len(chain) >= MAX_EXTENDS_DEPTH:
+        if depth >= MAX_EXTENDS_DEPTH:
             raise refuse(f"more than {MAX_EXTENDS_DEPTH} levels of 'extends'")
-        parent_display = str(Path(display).parent / parent_ref)
         try:
-            parent, parent_positions = _load_file(parent_path, root, parent_display, (*chain, real))
+            parent, parent_positions = _load_file(parent_path, parent_root, parent_display, chain, depth + 1)
         except SpecError as exc:
             first = exc.problems[0]
             if first.file == parent_display and first.line is None:  # unreadable or too large: no line there
@@ -114,6 +146,50 @@ def _load_file(path: Path, root: Path, display: str, chain: tuple[Path, ...]) ->
     if tweaks:
         merged = apply_tweaks(merged, own, tweaks, own_pos, display)
     return merged, positions
+
+
+def _parent(
+    ref: Any, folder: Path, root: Path, display: str, chain: tuple[Path, ...], refuse: Callable[[str], SpecError]
+) -> tuple[Path, Path, str]:
+    """The file an ``extends`` value names, the folder its own parents must stay in, and its display.
+
+    A bare name (``resnet50d``) is ``resnet50d.yaml`` beside the file if there is one, else the shipped
+    spec of that name, whose parents then stay in the shipped folder (shipped specs extend each other
+    by relative path). Anything else is a path relative to the file, inside ``root``.
+    """
+    if not isinstance(ref, str) or not ref:
+        raise refuse(f"expected a spec name or a relative file path; received {_received(ref)}")
+    written = f"{ref}{catalog.SUFFIX}" if catalog.is_name(ref) else ref
+    try:
+        if catalog.is_name(ref) and not os.path.lexists(folder / written):
+            shipped = catalog.shipped(ref)
+            if shipped is None:
+                raise refuse(catalog.unknown_name(ref))
+            return shipped.resolve(), catalog.shipped_dir(), _display(shipped)
+        path = (folder / written).resolve()
+        if not path.is_relative_to(root):
+            raise refuse(f"'{ref}' lies outside the spec folder {root}")
+        if not path.exists():
+            raise refuse(f"parent spec '{ref}' not found{_nearby(written, path, chain)}")
+        if not path.is_file():
+            raise refuse(f"parent spec '{ref}' is not a regular file")
+    except (OSError, ValueError) as exc:  # a NUL character, a name too long for the file system, ...
+        if isinstance(exc, SpecError):
+            raise
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise refuse(f"'{printable(_short(ref))}' is not a usable file path ({reason})") from None
+    return path, root, str(Path(display).parent / written)
+
+
+def _nearby(written: str, missing: Path, chain: tuple[Path, ...]) -> str:
+    """A did-you-mean among the spec files of the folder a missing parent was looked for in, named
+    the way the reference writes them (``parents/valid_resnet50.yaml``)."""
+    prefix = written[: written.rfind("/") + 1]
+    try:
+        found = [p for p in missing.parent.glob(f"*{catalog.SUFFIX}") if p.is_file() and p.resolve() not in chain]
+    except OSError:
+        return ""
+    return catalog.suggest(written, sorted(prefix + p.name for p in found))
 
 
 def _short(text: str, limit: int = 80) -> str:
@@ -213,7 +289,8 @@ def apply_tweaks(merged: dict, own: dict, tweaks: Any, own_pos: dict, display: s
 
 
 def apply_overrides(data: dict, positions: Positions, overrides: Overrides) -> tuple[dict, Positions]:
-    """Set ``field.path=value`` pairs (value parsed as YAML) on the merged data."""
+    """Set ``field.path=value`` pairs (value parsed as YAML) on the merged data. Every problem an
+    override causes is located at it: file ``--set FIELD=VALUE``, no line."""
     if not overrides:
         return data, positions
     items: list[tuple[str, Any, str]] = []
@@ -226,58 +303,89 @@ def apply_overrides(data: dict, positions: Positions, overrides: Overrides) -> t
     layer: dict[Path_, Pos] = {}
     data = dict(data)
     for key, value, raw in items:
-        path = tuple(int(p) if p.isdigit() else p for p in key.split("."))
-        data = _set_path(data, path, value, raw)
-        layer[path] = Pos(f"--set {raw}", None, None)
+        where = f"--set {raw}"
+        path = _override_path(key, where)
+        value, value_pos = plain_data(value, where, path)  # the value's own fields, for Positions.exact
+        data = _set_path(data, path, value, where, layer)
+        layer.update(value_pos)
     return data, positions.over(layer)
+
+
+def _override_path(key: str, where: str) -> Path_:
+    parts = key.split(".")
+    if not all(parts):
+        raise SpecError(
+            Problem(where, None, None, key, f"expected a dotted field path such as stages.2.depth; received {key!r}")
+        )
+    return tuple(int(p) if p.isascii() and p.isdigit() else p for p in parts)
 
 
 def parse_override(raw: str) -> tuple[str, Any]:
     """Split ``field.path=value``; the value is parsed as a YAML scalar or flow collection."""
+    where = f"--set {raw}"
     key, sep, text = raw.partition("=")
     if not sep or not key.strip():
-        raise SpecError(Problem("--set", None, None, raw, "expected FIELD=VALUE, e.g. stages.2.depth=36"))
+        raise SpecError(Problem(where, None, None, raw, "expected FIELD=VALUE, e.g. stages.2.depth=36"))
     try:
-        value, _ = parse_yaml(f"v: {text}" if text.strip() else "v: null", "--set")
+        value, _ = parse_yaml(f"v: {text}" if text.strip() else "v: null", where)
     except SpecError as exc:
-        raise SpecError(Problem("--set", None, None, key, exc.message)) from None
+        raise SpecError(Problem(where, None, None, key.strip(), exc.message)) from None
+    if list(value) != ["v"]:  # a line break in the value started a second field
+        raise SpecError(Problem(where, None, None, key.strip(), "expected one YAML value on one line"))
     return key.strip(), value["v"]
 
 
-def _set_path(data: Any, path: Path_, value: Any, raw: str) -> Any:
+def _set_path(data: Any, path: Path_, value: Any, where: str, layer: dict[Path_, Pos], done: Path_ = ()) -> Any:
+    """``data`` with ``value`` at ``path``; ``done`` is the path walked to reach ``data``. A mapping the
+    override creates on its way is added to ``layer``: what is wrong inside it is the override's doing."""
     head, rest = path[0], path[1:]
-    if head == "stages" and isinstance(data, dict):
+    name = dotted(done)
+
+    def refuse(message: str) -> SpecError:
+        return SpecError(Problem(where, None, None, dotted((*done, *path)), message))
+
+    if head == "stages" and not done and isinstance(data, dict):
         try:  # a preset becomes its list of stages, so that stages.N can be indexed
             data = {**data, "stages": expand_stages(data.get("stages"))}
         except ValueError as exc:  # stages: 7 is no preset: the override cannot reach into it
-            raise SpecError(
-                Problem("--set", None, None, raw.partition("=")[0], f"cannot set inside 'stages': {exc}")
-            ) from None
+            raise refuse(f"cannot set inside 'stages': {exc}") from None
     if isinstance(data, list):
         if not isinstance(head, int) or head >= len(data):
-            raise SpecError(
-                Problem(
-                    "--set", None, None, raw.partition("=")[0], f"index {head} is out of range (list of {len(data)})"
-                )
+            # stages.depth means stages.N.depth; stages.7.depth (or -1) names an N that is not there
+            index = isinstance(head, int) or head.removeprefix("-").isdigit()
+            wanted = dotted(("N", *rest) if index else ("N", head, *rest))
+            if not data:
+                raise refuse(f"'{name}' is an empty list: there is no {name}.{wanted} to set; received {head!r}")
+            noun = "stage" if done == ("stages",) else "item"
+            raise refuse(
+                f"'{name}' is a list of {len(data)} {noun}{'s' if len(data) > 1 else ''}: expected "
+                f"{name}.{wanted} with N from 0 to {len(data) - 1}; received {head!r}"
             )
         out = list(data)
-        out[head] = _set_path(out[head], rest, value, raw) if rest else value
+        out[head] = _set_path(out[head], rest, value, where, layer, (*done, head)) if rest else value
         return out
     if not isinstance(data, dict):
-        raise SpecError(
-            Problem("--set", None, None, raw.partition("=")[0], f"'{head}' is set inside a value that is not a mapping")
-        )
+        raise refuse(f"'{name}' is {_received(data)}, not a mapping: it has no field '{head}'")
+    if isinstance(head, int):  # no mapping of the language has a numeric field
+        after = f"'{name}' is not a list: expected a field name after '{name}.'" if done else "expected a field name"
+        raise refuse(f"{after}; received {head}")
     out = dict(data)
     if not rest:
         if value is None:
-            out.pop(str(head), None)
+            out.pop(head, None)
         else:
-            out[str(head)] = value
+            out[head] = value
         return out
-    child = out.get(str(head))
-    if isinstance(child, str) and str(head) in (*SHORTHAND_KEYS, "shortcut"):
+    child = out.get(head)
+    if isinstance(child, str) and head in (*SHORTHAND_KEYS, "shortcut"):
         child = {"type": child}
-    out[str(head)] = _set_path(child if child is not None else {}, rest, value, raw)
+    if child is None:
+        if isinstance(rest[0], int):
+            whole = dotted((*done, head))
+            raise refuse(f"'{whole}' is not set, so it has no item {rest[0]}: set all of it (--set '{whole}=[...]')")
+        child = {}
+        layer[(*done, head)] = Pos(where, None, None)
+    out[head] = _set_path(child, rest, value, where, layer, (*done, head))
     return out
 
 
@@ -410,42 +518,101 @@ def _inherited(path: Path_, data: dict) -> bool:
     return isinstance(own, dict) and len(path) > 3 and path[3] not in own and path[3] != "type"
 
 
+def _number(value: Any) -> str:
+    """A bound as users write it: 0 and 16, not 0.0 and 16.0."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def _received(value: Any) -> str:
+    """What a field was given, as the end of 'expected X; received Y'."""
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, datetime.date):  # YAML reads 2024-01-31 as a date
+        return f"the date {value.isoformat()} (quote it to make it text)"
+    return _short(repr(value))
+
+
+# archgen's wording for pydantic's error types: what was expected ("; received ..." is added).
+_EXPECTED = {
+    "int_type": "expected an integer",
+    "float_type": "expected a number",
+    "bool_type": "expected true or false",
+    "string_type": "expected a string",
+    "list_type": "expected a list",
+    "model_type": "expected a mapping",
+    "model_attributes_type": "expected a mapping",
+    "dict_type": "expected a mapping",
+}
+_BOUNDS = {
+    "greater_than": ("gt", "greater than"),
+    "greater_than_equal": ("ge", "greater than or equal to"),
+    "less_than": ("lt", "less than"),
+    "less_than_equal": ("le", "less than or equal to"),
+}
+
+
+def _message(err: Any, path: Path_) -> tuple[str, bool]:
+    """archgen's message for one pydantic error, and whether it still needs '; received ...'."""
+    kind, ctx, message = err["type"], err.get("ctx") or {}, err["msg"]
+    if kind in _EXPECTED:
+        return _EXPECTED[kind], True
+    if kind in _BOUNDS:
+        key, words = _BOUNDS[kind]
+        return f"expected a number {words} {_number(ctx[key])}", True
+    if kind in ("too_short", "too_long"):
+        count = ctx["min_length"] if kind == "too_short" else ctx["max_length"]
+        bound = f"{'at least' if kind == 'too_short' else 'at most'} {count} item{'' if count == 1 else 's'}"
+        return f"expected a list of {bound}; received {ctx['actual_length']}", False
+    if kind == "string_too_long":
+        return f"expected at most {ctx['max_length']} characters; received {len(err['input'])}", False
+    if kind == "string_pattern_mismatch":
+        if path == ("name",):
+            return "expected an identifier (ASCII letters, digits and '_', not starting with a digit)", True
+        return f"expected text matching {ctx['pattern']}", True
+    if kind == "literal_error":
+        return f"expected {ctx['expected']}", True
+    if kind == "extra_forbidden":
+        return _unknown_field(str(path[-1]) if path else "", tuple(err["loc"])[:-1]), False
+    if kind == "missing":
+        if path == ("name",):  # a file's name defaults to the file name: only a mapping can lack one
+            return (
+                "required field is missing (a mapping has no file name to default to, nor a parent in 'extends')",
+                False,
+            )
+        return "required field is missing", False
+    if kind == "union_tag_not_found":
+        return "'type' is required here", False
+    if kind == "union_tag_invalid":
+        tag, expected = str(ctx["tag"]), str(ctx["expected_tags"])
+        close = difflib.get_close_matches(tag, [t.strip("'") for t in expected.split(", ")], n=1)
+        return f"unknown type {tag!r}; expected {expected}" + (f"; did you mean '{close[0]}'?" if close else ""), False
+    message = message.removeprefix("Value error, ")  # our own validators' messages
+    return message.replace("Input should be", "expected"), "received" not in message
+
+
 def _problems(exc: ValidationError, data: dict, positions: Positions) -> list[Problem]:
     problems: list[tuple[Path_, str]] = []
     for err in exc.errors(include_url=False):
-        loc = tuple(err["loc"])
-        path = _data_path(loc, data)
-        message = err["msg"]
-        received = "input" in err and not isinstance(err["input"], dict | list)
-        if err["type"] == "extra_forbidden":
-            message, received = _unknown_field(str(path[-1]) if path else "", loc[:-1]), False
-        elif err["type"] == "missing":
-            message = "required field is missing"
-        elif err["type"] == "union_tag_not_found":
-            message = "'type' is required here"
-        elif err["type"] == "union_tag_invalid":
-            tag, expected = str(err["ctx"]["tag"]), str(err["ctx"]["expected_tags"])
-            close = difflib.get_close_matches(tag, [t.strip("'") for t in expected.split(", ")], n=1)
-            message = f"unknown type {tag!r}; expected {expected}" + (f"; did you mean '{close[0]}'?" if close else "")
-            received = False
-            if isinstance(_at(data, path), dict):
-                path = (*path, "type")
-        elif err["type"] == "literal_error":
-            message = message.replace("Input should be", "expected")
-        elif err["type"] == "string_pattern_mismatch" and path == ("name",):
-            message = "not an identifier (ASCII letters, digits and '_', not starting with a digit)"
-        message = message.removeprefix("Value error, ")
-        if received and "received" not in message:
-            message += f"; received {err['input']!r}"
+        path = _data_path(tuple(err["loc"]), data)
+        message, received = _message(err, path)
+        if err["type"] == "union_tag_invalid" and isinstance(_at(data, path), dict):
+            path = (*path, "type")
+        if received and "input" in err:
+            message += f"; received {_received(err['input'])}"
         if (path, message) not in problems:
             problems.append((path, message))
     if any(p[:1] == ("block",) for p, _ in problems):  # one report per mistake, at the top-level block
         problems = [(p, m) for p, m in problems if not _inherited(p, data)]
     # 'widht' is unknown and so 'width' is missing: the did-you-mean says both.
     meant = {(*p[:-1], m.split("did you mean '")[1][:-2]) for p, m in problems if "did you mean '" in m}
-    problems = [(p, m) for p, m in problems if not (m == "required field is missing" and p in meant)]
+    problems = [(p, m) for p, m in problems if not (m.startswith("required field is missing") and p in meant)]
     out = []
     for path, message in problems:
         pos = positions.find(path) or Pos("<spec>", None, None)
         out.append(Problem(pos.file, pos.line, pos.column, dotted(path), message))
-    return out
+    # In reading order: file by file (in the order they first come up), by line and column; a
+    # problem without a line (an override, a mapping) after those with one.
+    files = list(dict.fromkeys(p.file for p in out))
+    return sorted(out, key=lambda p: (p.line is None, files.index(p.file), p.line or 0, p.column or 0))

@@ -44,17 +44,10 @@ Activation = Literal["relu", "relu6", "silu", "gelu", "leaky_relu", "elu", "mish
 Count = Annotated[int, Strict(), Field(gt=0)]
 Side = Annotated[Count, Field(le=MAX_INPUT_SIZE)]
 Stride = Annotated[Count, Field(le=MAX_STRIDE)]
-
-
-def _not_bool(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ValueError(f"Input should be a number, not a boolean; received {value!r}")
-    return value
-
-
-# Floats accept integers and numeric strings (PyYAML reads `1e-5` as a string) but not booleans.
-Real = Annotated[float, BeforeValidator(_not_bool)]
-Fraction = Annotated[float, Field(ge=0.0, lt=1.0), BeforeValidator(_not_bool)]
+# Numbers are strict too: an integer or a float, never a boolean or a string (`"0.1"` is text, as
+# `"3"` is for an integer). yamlsource.py reads a plain `1e-5` as the float YAML 1.2 makes it.
+Real = Annotated[float, Strict()]
+Fraction = Annotated[float, Strict(), Field(ge=0.0, lt=1.0)]
 
 # Depths of the four standard stages, by network depth (torchvision, timm, ResNet-RS).
 DEPTH_PRESETS: dict[int, tuple[int, int, int, int]] = {
@@ -314,9 +307,13 @@ Tweak = Literal["B", "C", "D"]
 class Spec(StrictModel):
     """A ResNet-family network."""
 
-    name: Identifier = Field(description="Defaults to the file name.")
+    name: Identifier = Field(description="Defaults to the file name (for a spec given as a mapping: its parent's).")
     description: str = Field("", max_length=2000)
-    extends: str | None = Field(None, description="Parent spec, relative to this file; merged under this one.")
+    extends: str | None = Field(
+        None,
+        description="Parent spec, merged under this one: a name (resnet50d: NAME.yaml beside this file, "
+        "else the shipped spec) or a path relative to this file (resnet50.yaml).",
+    )
     tweaks: list[Tweak] = Field(
         default_factory=list,
         description="Bag-of-Tricks shorthand: B = stride on the 3x3, C = deep stem, D = avg-pool shortcut.",

@@ -11,7 +11,9 @@ input has one.
 from __future__ import annotations
 
 import os
+import re
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,10 @@ class Pos:
     file: str
     line: int | None
     column: int | None
+    # Written as a scalar other than null: where a mapping belongs (``shortcut: identity``) it is the
+    # shorthand of ``{type: ...}``, so it also wrote the ``type`` beneath it (a null removes the field,
+    # so what is beneath comes from elsewhere). Not part of a position's identity.
+    scalar: bool = field(default=False, compare=False, repr=False)
 
 
 @dataclass
@@ -43,8 +49,16 @@ class Positions:
         return Positions([layer, *self.layers])
 
     def exact(self, path: Path_) -> bool:
-        """Whether some layer wrote this very path (not only one of its parents)."""
-        return any(path in layer for layer in self.layers)
+        """Whether some layer wrote this very path, not only a mapping above it: a path ending in
+        ``type`` is also written by the shorthand of its parent (``shortcut: identity``, in a file or
+        by ``--set stages.0.block.shortcut=identity``)."""
+        for layer in self.layers:
+            if path in layer:
+                return True
+            parent = layer.get(path[:-1]) if path[-1:] == ("type",) else None
+            if parent is not None and parent.scalar:
+                return True
+        return False
 
     def find(self, path: Path_) -> Pos | None:
         for k in range(len(path), -1, -1):
@@ -55,10 +69,10 @@ class Positions:
         return None
 
 
-def _mark_pos(display: str, mark: Any) -> Pos:
+def _mark_pos(display: str, mark: Any, scalar: bool = False) -> Pos:
     if mark is None:
-        return Pos(display, None, None)
-    return Pos(display, mark.line + 1, mark.column + 1)
+        return Pos(display, None, None, scalar)
+    return Pos(display, mark.line + 1, mark.column + 1, scalar)
 
 
 def _fail(display: str, mark: Any, message: str, fieldname: str = "") -> SpecError:
@@ -181,12 +195,19 @@ def parse_yaml(text: str, display: str) -> tuple[Any, dict[Path_, Pos]]:
 
 
 _constructor = yaml.SafeLoader("")
+# PyYAML (YAML 1.1) reads a float only with a dot and a signed exponent: a plain `1e-5`, `-2E3` or
+# `1.0e5` would be the string '1e-5'. YAML 1.2 (and every YAML editor) reads them as numbers.
+_EXPONENT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+")
+
+
+def _scalar(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag != "tag:yaml.org,2002:null"
 
 
 def _build(node: yaml.Node, path: Path_, display: str, positions: dict[Path_, Pos], depth: int) -> Any:
     if depth > MAX_DEPTH:
         raise _fail(display, node.start_mark, f"nesting deeper than {MAX_DEPTH} levels")
-    positions.setdefault(path, _mark_pos(display, node.start_mark))
+    positions.setdefault(path, _mark_pos(display, node.start_mark, _scalar(node)))
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
@@ -208,13 +229,13 @@ def _build(node: yaml.Node, path: Path_, display: str, positions: dict[Path_, Po
                     f"duplicate key '{key}'",
                     ".".join(map(str, (*path, key))),
                 )
-            positions[(*path, key)] = _mark_pos(display, key_node.start_mark)
+            positions[(*path, key)] = _mark_pos(display, key_node.start_mark, _scalar(value_node))
             out[key] = _build(value_node, (*path, key), display, positions, depth + 1)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), display, positions, depth + 1) for i, item in enumerate(node.value)]
     try:
-        return _constructor.construct_object(node, deep=True)
+        value = _constructor.construct_object(node, deep=True)
     except (ValueError, OverflowError) as exc:  # an integer of over 4300 digits, a 30 February
         too_long = node.tag == "tag:yaml.org,2002:int"
         message = f"a number of {len(str(node.value))} digits is too large" if too_long else f"bad value: {exc}"
@@ -222,3 +243,33 @@ def _build(node: yaml.Node, path: Path_, display: str, positions: dict[Path_, Po
     except yaml.YAMLError as exc:
         message = exc.problem if isinstance(exc, yaml.MarkedYAMLError) and exc.problem else str(exc)
         raise _fail(display, node.start_mark, f"bad value: {message}", ".".join(map(str, path))) from None
+    if node.style is None and isinstance(value, str) and _EXPONENT.fullmatch(value):
+        return float(value)  # a plain 1e-5 is a number, as YAML 1.2 reads it
+    return value
+
+
+def plain_data(value: Any, display: str, path: Path_ = ()) -> tuple[Any, dict[Path_, Pos]]:
+    """Python data given in place of YAML (``load_spec(dict)``, an override's value), copied the way
+    YAML would have built it: string keys only, tuples as lists, at most MAX_DEPTH levels (which also
+    ends a mapping that contains itself). Every path is located at ``display``, without a line."""
+    positions: dict[Path_, Pos] = {}
+
+    def copy(item: Any, at: Path_) -> Any:
+        if len(at) - len(path) > MAX_DEPTH:
+            raise SpecError(
+                Problem(display, None, None, ".".join(map(str, at)), f"nesting deeper than {MAX_DEPTH} levels")
+            )
+        positions[at] = Pos(display, None, None, item is not None and not isinstance(item, Mapping | list | tuple))
+        if isinstance(item, Mapping):
+            out: dict[str, Any] = {}
+            for key, sub in item.items():
+                if not isinstance(key, str):
+                    shown = ".".join(map(str, (*at, key)))
+                    raise SpecError(Problem(display, None, None, shown, f"keys must be strings; received {key!r}"))
+                out[key] = copy(sub, (*at, key))
+            return out
+        if isinstance(item, list | tuple):
+            return [copy(sub, (*at, i)) for i, sub in enumerate(item)]
+        return item
+
+    return copy(value, path), positions
