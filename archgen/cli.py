@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.markup import escape
 from rich.table import Table
 
@@ -53,7 +53,7 @@ class ArchgenGroup(click.Group):
             _fail([str(exc)], EXIT_RUNTIME)
 
 
-class SpecRef(click.ParamType):
+class SpecRef(click.ParamType):  # type: ignore[type-arg]  # generic only in click stubs >= 8.2
     """A spec file, or the name of a shipped spec (``resnet50d``) when no file of that name is here."""
 
     name = "spec"
@@ -348,7 +348,13 @@ def list_specs(spec_dir: Path | None) -> None:
     folder = _spec_folder(spec_dir)
     title = "specs shipped with archgen" if spec_dir is None else f"specs in {spec_dir}"
     table = Table(title=escape(title), title_justify="left")
-    for col, justify in (("spec", "left"), ("input", "right"), ("params", "right"), ("FLOPs (MACs)", "right")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("spec", "left"),
+        ("input", "right"),
+        ("params", "right"),
+        ("FLOPs (MACs)", "right"),
+    )
+    for col, justify in columns:
         table.add_column(col, justify=justify)
     problems: list[str] = []
     for path in sorted(folder.glob("*.yaml")):

@@ -13,9 +13,11 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
+from rich.console import JustifyMethod
 from rich.table import Table
 
 from . import registry
+from .errors import OptionError
 from .ir import Network, Shape
 from .summary import shape_text
 from .transfer import backend_of, transfer_weights
@@ -65,14 +67,15 @@ class Comparison:
     def table(self) -> Table:
         title = f"{self.network}: {self.reference} vs {self.other}, {self.dtype}, input {shape_text(self.input_shape)}"
         table = Table(title=title, title_justify="left")
-        for col, justify in (
+        columns: tuple[tuple[str, JustifyMethod], ...] = (
             ("point", "left"),
             ("shape", "right"),
             (f"max |{self.reference}|", "right"),
             ("max |diff|", "right"),
             ("relative", "right"),
             ("verdict", "left"),
-        ):
+        )
+        for col, justify in columns:
             table.add_column(col, justify=justify)
         first = self.first_divergence
         for p in self.points:
@@ -114,10 +117,11 @@ class Comparison:
         """The table and verdict as plain text (for assertion messages and logs)."""
         from rich.console import Console
 
-        console = Console(width=120, file=io.StringIO(), color_system=None)
+        buffer = io.StringIO()
+        console = Console(width=120, file=buffer, color_system=None)
         console.print(self.table())
         console.print(self.verdict())
-        return console.file.getvalue()
+        return buffer.getvalue()
 
 
 def compare_models(
@@ -178,9 +182,10 @@ def compare(
     ref_impl, other_impl = registry.get(reference), registry.get(other)
     ref_model = ref_impl.build(network, device=device)
     if weights is None:
-        if not hasattr(ref_impl, "randomize"):
-            raise ValueError(f"the {reference} backend cannot draw random weights; use reference='torch'")
-        ref_impl.randomize(ref_model, network, seed=seed, gamma=gamma)
+        try:
+            ref_impl.randomize(ref_model, network, seed=seed, gamma=gamma)
+        except NotImplementedError:
+            raise OptionError(f"the {reference} backend cannot draw random weights; use reference='torch'") from None
     else:
         ref_impl.set_weights(ref_model, network, weights)
     if dtype != "float32":  # drawn in float32, then the same numbers in the wider type

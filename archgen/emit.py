@@ -2,17 +2,16 @@
 
 The context says what the network is made of in terms a template can write
 out directly: the stem and head as named layers, one entry per distinct block
-class with the list of its convs, one row per stage, and the helpers the spec
-needs (nothing else is emitted). A backend brings only its ``templates/``
-folder and a few filters (``FILTERS`` in its ``emit`` module). The live
-builder of a backend executes the same rendered source, so live and emitted
-models cannot drift.
+design (the IR's ``BlockDesign``, decided by the resolver: templates render it,
+they never re-derive it), one row per stage, and the helpers the spec needs
+(nothing else is emitted). A backend brings only its ``templates/`` folder and
+a few filters (its ``EMITTER``, found through the registry). The live builder of
+a backend executes the same rendered source, so live and emitted models cannot
+drift.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
 import linecache
 import subprocess
 import sys
@@ -20,14 +19,27 @@ import textwrap
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import jinja2
 
-from . import __version__
-from .ir import Block, Layer, Network, Stage
+from . import __version__, registry
+from .ir import (
+    Act,
+    AvgPool,
+    BlockDesign,
+    ConvSlot,
+    DropPathOptions,
+    GlobalPool,
+    InitOptions,
+    Layer,
+    MaxPool,
+    Network,
+    NormOptions,
+    SEDesign,
+    ShortcutDesign,
+)
 
-CLASS_NAMES = {
+BASE_NAMES = {
     ("basic", False): "BasicBlock",
     ("bottleneck", False): "Bottleneck",
     ("basic", True): "PreActBasicBlock",
@@ -37,33 +49,52 @@ CLASS_NAMES = {
 
 
 @dataclass(frozen=True)
-class Conv:
-    """One conv of a block class, in terms of the constructor's arguments."""
+class SEClass:
+    """A squeeze-excitation class: one per (bias, activation); ratio and rounding are the block's."""
 
-    index: int
-    in_chs: str
-    out_chs: str
-    kernel: int
-    strided: bool
-    groups: int
-    bias: bool
-
-
-@dataclass
-class BlockClass:
     name: str
-    kind: str
-    preact: bool
-    convs: list[Conv]
-    shortcut: str
-    shortcut_bias: bool
-    se: dict[str, Any] | None
+    bias: bool
+    act: str
+
+
+@dataclass(frozen=True)
+class BlockClass:
+    """One block class of the emitted file: a name for one design."""
+
+    name: str
+    design: BlockDesign
     se_class: str | None
-    zero_init: str | None
-    doc: str
+
+    @property
+    def kind(self) -> str:
+        return self.design.kind
+
+    @property
+    def preact(self) -> bool:
+        return self.design.preact
+
+    @property
+    def convs(self) -> tuple[ConvSlot, ...]:
+        return self.design.convs
+
+    @property
+    def shortcut(self) -> ShortcutDesign | None:
+        return self.design.shortcut
+
+    @property
+    def se(self) -> SEDesign | None:
+        return self.design.se
+
+    @property
+    def zero_init(self) -> str | None:
+        return self.design.zero_init
+
+    @property
+    def doc(self) -> str:
+        return block_doc(self.design)
 
 
-@dataclass
+@dataclass(frozen=True)
 class StageRow:
     name: str
     block: str
@@ -86,6 +117,10 @@ class Group:
     def sequential(self) -> bool:
         return len(self.layers) > 1 or "." in self.layers[0].name
 
+    @property
+    def global_pool(self) -> bool:
+        return isinstance(self.layers[0], GlobalPool)
+
 
 @dataclass
 class Context:
@@ -99,21 +134,41 @@ class Context:
     head: list[Group]
     blocks: list[BlockClass]
     stages: list[StageRow]
-    se_classes: list[dict[str, Any]]
-    options: dict[str, Any]
-    init: dict[str, Any]
-    residual: bool
+    se_classes: list[SEClass]
     uses: set[str] = field(default_factory=set)
     overrides: list[str] = field(default_factory=list)
 
     @property
-    def classes(self) -> int | None:
-        head = self.options["head"]
-        return head["classes"] if head["type"] == "classifier" else None
+    def act(self) -> str:
+        return self.network.act
 
     @property
-    def drop_path_rate(self) -> float:
-        return self.options["drop_path"]["rate"]
+    def norm(self) -> NormOptions:
+        return self.network.norm
+
+    @property
+    def drop_path(self) -> DropPathOptions:
+        return self.network.drop_path
+
+    @property
+    def init(self) -> InitOptions:
+        return self.network.init
+
+    @property
+    def classes(self) -> int | None:
+        return self.network.classes
+
+    @property
+    def residual(self) -> bool:
+        return any(b.design.residual for b in self.blocks)
+
+    @property
+    def plain(self) -> bool:
+        return any(not b.design.residual for b in self.blocks)
+
+    @property
+    def zero_init(self) -> bool:
+        return any(b.zero_init for b in self.blocks)
 
     @property
     def stride_last(self) -> bool:
@@ -131,42 +186,20 @@ class Context:
         return cols
 
     @property
-    def rows(self) -> list[list[str]]:
-        """The stage table, as source literals in the order of ``columns``."""
-        return [[f'"{s.name}"' if c == "name" else str(getattr(s, c)) for c in self.columns] for s in self.stages]
+    def rows(self) -> list[dict[str, str]]:
+        """The stage table: each row's columns as source literals (the block as its class name)."""
+        return [{c: f'"{s.name}"' if c == "name" else str(getattr(s, c)) for c in self.columns} for s in self.stages]
 
     @property
-    def plain(self) -> bool:
-        return any(b.kind == "plain" for b in self.blocks)
-
-    @property
-    def zero_init(self) -> bool:
-        return any(b.zero_init for b in self.blocks)
-
-
-def _bias(network: Network, normed: bool) -> bool:
-    mode = network.options["conv_bias"]
-    return mode == "always" or (mode == "unnormed" and not normed)
-
-
-def _convs(network: Network, config: dict[str, Any]) -> list[Conv]:
-    kind, preact = config["kind"], config["preact"]
-    if kind == "plain":
-        return [Conv(1, "in_chs", "out_chs", config["kernel"], True, 1, _bias(network, True))]
-    if kind == "basic":
-        plan = [("in_chs", "mid_chs", 3, True, 1), ("mid_chs", "out_chs", 3, False, 1)]
-    else:
-        at = config["stride_at"]
-        plan = [
-            ("in_chs", "mid_chs", 1, at == "1x1", 1),
-            ("mid_chs", "mid_chs", 3, at == "3x3", config["groups"]),
-            ("mid_chs", "out_chs", 1, False, 1),
-        ]
-    n = len(plan)
-    return [
-        Conv(i, a, b, k, s, g, _bias(network, normed=not (preact and i == n)))
-        for i, (a, b, k, s, g) in enumerate(plan, start=1)
-    ]
+    def extra_activations(self) -> list[str]:
+        """Activations of the stem, blocks and head other than the network's (SE gates are written inline)."""
+        return sorted(
+            {
+                x.fn
+                for x in self.network.layers()
+                if isinstance(x, Act) and x.fn != self.act and not x.name.endswith("gate")
+            }
+        )
 
 
 def _groups(layers: tuple[Layer, ...]) -> list[Group]:
@@ -177,75 +210,68 @@ def _groups(layers: tuple[Layer, ...]) -> list[Group]:
     return list(groups.values())
 
 
-def _numbered(base: str, key: str, registry: dict[str, str], taken: set[str]) -> str:
-    """A class name per distinct configuration: Bottleneck, Bottleneck2, ..."""
-    if key not in registry:
+def _numbered(base: str, key: object, names: dict[object, str], taken: set[str]) -> str:
+    """A class name per distinct design: Bottleneck, Bottleneck2, ..."""
+    if key not in names:
         name, n = base, 1
         while name in taken:
             n += 1
             name = f"{base}{n}"
-        registry[key] = name
+        names[key] = name
         taken.add(name)
-    return registry[key]
+    return names[key]
 
 
-def _stage_stride(stage: Stage) -> int:
-    return max(b.stride for b in stage.blocks)
+def _uses(network: Network, blocks: list[BlockClass]) -> set[str]:
+    """The helpers a file needs (nothing else is emitted)."""
+    uses: set[str] = set()
+    for b in blocks:
+        if b.se is not None:
+            uses.add(f"round_{b.se.rounding}")
+        if b.shortcut is not None:
+            uses.add(f"shortcut_{b.shortcut.kind}")
+    for layer in (*network.stem, *network.head):
+        if isinstance(layer, MaxPool):
+            uses.add("max_pool")
+            if layer.pad_value == "neg_inf":
+                uses.add("neg_inf_pad")
+            if layer.pad_value == "zero" and layer.padding:
+                uses.add("zero_pad_max_pool")
+    # Average pools of stride 3 or more: "same" padding would shift their windows (Keras).
+    if any(isinstance(x, AvgPool) and x.ceil_mode and x.stride > 2 for x in network.layers()):
+        uses.add("ceil_avg_pool")
+    return uses
 
 
 def build_context(network: Network, source: str) -> Context:
-    blocks: dict[str, BlockClass] = {}
-    class_of: dict[str, str] = {}
-    se_of: dict[str, str] = {}
-    se_classes: list[dict[str, Any]] = []
+    class_of: dict[object, str] = {}
+    se_of: dict[object, str] = {}
     taken: set[str] = set()
+    blocks: dict[str, BlockClass] = {}
+    se_classes: dict[str, SEClass] = {}
     stages: list[StageRow] = []
-    uses: set[str] = set()
     for stage in network.stages:
-        config = stage.config
-        first: Block = stage.blocks[0]
-        key = json.dumps({k: v for k, v in config.items() if k not in ("mid", "out")}, sort_keys=True)
-        cls_name = _numbered(CLASS_NAMES[(config["kind"], config["preact"])], key, class_of, taken)
+        design = stage.design
+        cls_name = _numbered(BASE_NAMES[(design.kind, design.preact)], design, class_of, taken)
         if cls_name not in blocks:
-            se = config.get("se")
             se_class = None
-            if se:
-                se_key = json.dumps({"bias": se["bias"], "act": se["act"]}, sort_keys=True)
-                se_class = _numbered("SqueezeExcite", se_key, se_of, taken)
-                if all(c["name"] != se_class for c in se_classes):
-                    se_classes.append({"name": se_class, **se})
-                uses.add(f"round_{se['rounding']}")
-            shortcut = config.get("shortcut", "none")
-            if config["kind"] != "plain":
-                uses.add(f"shortcut_{shortcut}")
-            blocks[cls_name] = BlockClass(
-                name=cls_name,
-                kind=config["kind"],
-                preact=config["preact"],
-                convs=_convs(network, config),
-                shortcut=shortcut,
-                shortcut_bias=_bias(network, normed=not config["preact"]),
-                se=se,
-                se_class=se_class,
-                zero_init=first.zero_init,
-                doc=_block_doc(config),
-            )
+            if design.se is not None:
+                se_class = _numbered("SqueezeExcite", (design.se.bias, design.se.act), se_of, taken)
+                se_classes.setdefault(se_class, SEClass(se_class, design.se.bias, design.se.act))
+            blocks[cls_name] = BlockClass(cls_name, design, se_class)
         stages.append(
             StageRow(
                 name=stage.name,
                 block=cls_name,
-                depth=len(stage.blocks),
+                depth=stage.depth,
                 in_chs=stage.in_shape[0],
-                mid_chs=config["mid"],
-                out_chs=config["out"],
-                stride=_stage_stride(stage),
-                stride_last=config["stride_block"] == "last",
+                mid_chs=stage.mid_chs,
+                out_chs=stage.out_shape[0],
+                stride=stage.stride,
+                stride_last=design.stride_last,
             )
         )
-    residual = any(b.kind != "plain" for b in blocks.values())
-    for layer in network.layers():
-        if layer.op == "max_pool" and layer.attrs.get("pad_value") == "zero" and layer.attrs["padding"]:
-            uses.add("zero_pad_max_pool")
+    classes = list(blocks.values())
     return Context(
         name=network.name,
         description=network.description,
@@ -255,27 +281,26 @@ def build_context(network: Network, source: str) -> Context:
         network=network,
         stem=_groups(network.stem),
         head=_groups(network.head),
-        blocks=list(blocks.values()),
+        blocks=classes,
         stages=stages,
-        se_classes=se_classes,
-        options=network.options,
-        init=network.init,
-        residual=residual,
-        uses=uses,
+        se_classes=list(se_classes.values()),
+        uses=_uses(network, classes),
     )
 
 
-def _block_doc(config: dict[str, Any]) -> str:
-    kind = config["kind"]
-    if kind == "plain":
-        return f"{config['kernel']}x{config['kernel']} conv, norm, activation; no shortcut."
-    parts = ["Pre-activation " if config["preact"] else ""]
-    if kind == "basic":
+def block_doc(design: BlockDesign) -> str:
+    """The block class's docstring: what the design is, in a sentence."""
+    if design.kind == "plain":
+        k = design.convs[0].kernel
+        return f"{k}x{k} conv, norm, activation; no shortcut."
+    parts = ["Pre-activation " if design.preact else ""]
+    if design.kind == "basic":
         parts.append("two 3x3 convs, the stride on the first")
     else:
-        parts.append(f"1x1 reduce, 3x3{' grouped' if config['groups'] > 1 else ''}, 1x1 expand")
-        parts.append(f"; the stride on the {config['stride_at']}")
-    if config.get("se"):
+        grouped = design.convs[1].groups > 1
+        at = next(f"{c.kernel}x{c.kernel}" for c in design.convs if c.strided)
+        parts.append(f"1x1 reduce, 3x3{' grouped' if grouped else ''}, 1x1 expand; the stride on the {at}")
+    if design.se is not None:
         parts.append("; squeeze-excitation on the branch")
     text = "".join(parts)
     return text[0].upper() + text[1:] + "."
@@ -304,11 +329,11 @@ def load_source(source: str, module_name: str) -> types.ModuleType:
 
 
 def _environment(backend: str) -> tuple[jinja2.Environment, str]:
-    module = importlib.import_module(f"backends.{backend}.emit")
+    emitter = registry.emitter(backend)
     env = jinja2.Environment(
         # The backend's templates first, then the framework-free pieces they share.
         loader=jinja2.ChoiceLoader(
-            [jinja2.PackageLoader(f"backends.{backend}", "templates"), jinja2.PackageLoader("archgen", "templates")]
+            [jinja2.PackageLoader(emitter.package, "templates"), jinja2.PackageLoader("archgen", "templates")]
         ),
         trim_blocks=True,
         lstrip_blocks=True,
@@ -317,8 +342,8 @@ def _environment(backend: str) -> tuple[jinja2.Environment, str]:
         autoescape=False,  # Python source, not HTML; every value is a number or a validated identifier
     )
     env.filters.update(pystr=pystr, docstring=docstring)  # the same for every backend
-    env.filters.update(module.FILTERS)
-    return env, module.TEMPLATE
+    env.filters.update(emitter.filters)
+    return env, emitter.template
 
 
 def render(network: Network, backend: str, source: str, overrides: tuple[str, ...] | list[str] = ()) -> str:

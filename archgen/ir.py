@@ -1,49 +1,207 @@
-"""The framework-free description of a compiled network.
+"""The framework-free description of a compiled network (the IR).
 
-Every layer carries its PyTorch module path as its name, its input and output
-shape (channels-first, for the spec's input size), its trainable parameters,
-its normalisation statistics (running mean + variance) and its FLOPs
+Every layer is one frozen dataclass per kind (``Conv``, ``Norm``, ``Act``, ...)
+carrying its PyTorch module path as its name, its input and output shape
+(channels-first, for the spec's input size), its trainable parameters, its
+normalisation statistics (running mean + variance) and its FLOPs
 (multiply-accumulates of convs and linear layers, the convention torchvision
-and timm report). Backends read only this.
+and timm report). Consumers dispatch on the type (``match``), never on strings.
+
+A block's ``design`` says once what the block is made of (its conv slots, its
+shortcut, its SE, its zero-init target); the resolver decides it, and the
+emitter and every backend's templates only render it. Backends read only this.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import Any, ClassVar, Literal
 
 Shape = tuple[int, ...]
+BlockKind = Literal["basic", "bottleneck", "plain"]
+ShortcutKind = Literal["conv", "avgpool", "maxpool", "identity"]
 
 
-@dataclass(frozen=True)
+# -- layers -----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
 class Layer:
-    """One module with no children of its own (conv, norm, act, pool, ...)."""
+    """One module with no children of its own; ``kind`` names it in messages."""
 
+    kind: ClassVar[str] = "layer"
     name: str
-    op: str
     in_shape: Shape
     out_shape: Shape
-    attrs: dict[str, Any] = field(default_factory=dict)
     params: int = 0
     stats: int = 0
     flops: int = 0
 
+    @property
+    def weighted(self) -> bool:
+        """Whether the layer holds tensors a checkpoint stores."""
+        return bool(self.params or self.stats)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Conv(Layer):
+    kind: ClassVar[str] = "conv"
+    in_ch: int
+    out_ch: int
+    kernel: int
+    stride: int = 1
+    padding: int = 0
+    groups: int = 1
+    bias: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Norm(Layer):
+    """Batch norm; ``momentum`` in PyTorch's convention (the weight of the new batch)."""
+
+    kind: ClassVar[str] = "norm"
+    channels: int
+    eps: float
+    momentum: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Act(Layer):
+    kind: ClassVar[str] = "act"
+    fn: str  # relu, silu, ..., sigmoid (SE gates), softmax (keras.applications heads)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MaxPool(Layer):
+    kind: ClassVar[str] = "max_pool"
+    kernel: int
+    stride: int
+    padding: int = 0
+    pad_value: Literal["neg_inf", "zero"] = "neg_inf"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AvgPool(Layer):
+    """PyTorch's ``AvgPool2d(k, s, ceil_mode=True, count_include_pad=False)`` (ResNet-D shortcuts)."""
+
+    kind: ClassVar[str] = "avg_pool"
+    kernel: int
+    stride: int
+    padding: int = 0
+    ceil_mode: bool = True
+    count_include_pad: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class GlobalPool(Layer):
+    kind: ClassVar[str] = "global_pool"
+    pool: Literal["avg", "max"] = "avg"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dropout(Layer):
+    kind: ClassVar[str] = "dropout"
+    rate: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class DropPath(Layer):
+    """Stochastic depth on a residual branch; identity in eval."""
+
+    kind: ClassVar[str] = "drop_path"
+    rate: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Linear(Layer):
+    kind: ClassVar[str] = "linear"
+    in_features: int
+    out_features: int
+    bias: bool = True
+
+
+# -- block designs ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ConvSlot:
+    """One conv of a block class, in terms of the block constructor's channel arguments."""
+
+    index: int  # conv1, conv2, ...
+    in_chs: Literal["in_chs", "mid_chs"]
+    out_chs: Literal["mid_chs", "out_chs"]
+    kernel: int
+    strided: bool  # takes the block's stride
+    groups: int = 1
+    bias: bool = False
+
 
 @dataclass(frozen=True)
+class ShortcutDesign:
+    """How a residual block's shortcut changes shape when the block does.
+
+    ``conv`` projects (strided 1x1 conv) whenever the stride or the channels change; ``avgpool`` and
+    ``maxpool`` take the stride in a pool at index 0 of ``downsample`` (Identity at stride 1) and project
+    (1x1 conv at index 1) only when the channels change; ``identity`` never changes shape.
+    """
+
+    kind: ShortcutKind
+    bias: bool = False  # the projection's
+    norm: bool = True  # a norm after the projection (not in pre-activation blocks)
+
+    @property
+    def project_on_stride(self) -> bool:
+        """Whether a stride alone makes the shortcut project (only ``conv`` has no pool to take it)."""
+        return self.kind == "conv"
+
+    @property
+    def pooled(self) -> bool:
+        return self.kind in ("avgpool", "maxpool")
+
+
+@dataclass(frozen=True)
+class SEDesign:
+    """Squeeze-excitation on the residual branch's output; reduced width = rounded ``out_chs * ratio``."""
+
+    ratio: float
+    divisor: int
+    rounding: Literal["nearest", "floor"]
+    bias: bool
+    act: str
+
+
+@dataclass(frozen=True)
+class BlockDesign:
+    """What every block of a stage is made of; the same design renders the same block class."""
+
+    kind: BlockKind
+    preact: bool  # norm + act before each conv, nothing after the addition (ResNet V2)
+    convs: tuple[ConvSlot, ...]
+    shortcut: ShortcutDesign | None  # None: no shortcut (plain blocks)
+    se: SEDesign | None = None
+    zero_init: str | None = None  # local name of the layer zeroed by init.zero_init_last (bn3, conv3)
+    stride_last: bool = False  # the stage's stride sits on its last block rather than its first
+
+    @property
+    def residual(self) -> bool:
+        return self.shortcut is not None
+
+    @property
+    def last(self) -> int:
+        """Index of the last conv (its norm or conv is the zero-init target; act<last> follows the addition)."""
+        return self.convs[-1].index
+
+
+# -- structure --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
 class Block:
-    """A residual (or plain) block: its wiring kind, its options and its layers."""
+    """A residual (or plain) block: its design, its stride and drop-path rate, and its layers."""
 
     name: str
-    kind: str  # basic | bottleneck | plain
-    preact: bool
+    design: BlockDesign
     in_shape: Shape
     out_shape: Shape
     stride: int
     layers: tuple[Layer, ...]
     drop_path: float = 0.0
-    zero_init: str | None = None  # local name of the layer zeroed by init.zero_init_last
-    config: dict[str, Any] = field(default_factory=dict)  # the block's options, as its stage's
 
     @property
     def params(self) -> int:
@@ -60,15 +218,19 @@ class Block:
 
 @dataclass(frozen=True)
 class Stage:
-    """A run of blocks sharing one ``config``: kind, preact, mid/out channels,
-    stride and which block carries it, shortcut, SE, ... (what a code
-    generator needs to write the stage as one table row)."""
+    """A run of blocks of one design: what a code generator writes as one table row."""
 
     name: str
+    design: BlockDesign
     blocks: tuple[Block, ...]
     in_shape: Shape
     out_shape: Shape
-    config: dict[str, Any] = field(default_factory=dict)
+    mid_chs: int  # the block width before expansion (a bottleneck's inner width)
+    stride: int
+
+    @property
+    def depth(self) -> int:
+        return len(self.blocks)
 
     @property
     def layers(self) -> tuple[Layer, ...]:
@@ -88,15 +250,37 @@ class Section:
 
 
 @dataclass(frozen=True)
+class NormOptions:
+    eps: float
+    momentum: float  # PyTorch's convention; Keras' is 1 - momentum
+
+
+@dataclass(frozen=True)
+class DropPathOptions:
+    rate: float
+    schedule: Literal["linear", "per_stage", "uniform"]
+
+
+@dataclass(frozen=True)
+class InitOptions:
+    conv: Literal["kaiming_normal", "kaiming_uniform", "default"]
+    mode: Literal["fan_out", "fan_in"]
+    zero_init_last: bool
+
+
+@dataclass(frozen=True)
 class Network:
     name: str
     input_shape: Shape
     stem: tuple[Layer, ...]
     stages: tuple[Stage, ...]
     head: tuple[Layer, ...]
-    init: dict[str, Any]
+    act: str
+    norm: NormOptions
+    drop_path: DropPathOptions
+    init: InitOptions
+    classes: int | None  # None: a features head (the model returns the last feature map)
     digest: str  # sha256 of the resolved spec
-    options: dict[str, Any] = field(default_factory=dict)  # act, norm, conv_bias, drop_path, head
     description: str = ""
     # The resolved spec as JSON data (what ``digest`` hashes): says what differs between two networks.
     resolved: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -106,6 +290,21 @@ class Network:
         for stage in self.stages:
             yield from stage.layers
         yield from self.head
+
+    def layer(self, name: str) -> Layer:
+        """The layer of this IR name (KeyError naming it if there is none)."""
+        found = self._by_name.get(name)
+        if found is None:
+            raise KeyError(f"no layer '{name}' in the network '{self.name}'")
+        return found
+
+    @cached_property
+    def _by_name(self) -> dict[str, Layer]:
+        return {x.name: x for x in self.layers()}
+
+    @property
+    def residual(self) -> bool:
+        return any(s.design.residual for s in self.stages)
 
     @property
     def output_shape(self) -> Shape:

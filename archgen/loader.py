@@ -36,6 +36,7 @@ from .yamlsource import Path_, Pos, Positions, parse_yaml, plain_data, read_yaml
 
 MAX_EXTENDS_DEPTH = 16
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+Data = dict[str, Any]  # spec data as YAML gives it
 Overrides = list[str] | tuple[str, ...] | Mapping[str, Any] | None
 # A spec file, the name of a shipped spec (``resnet50d``), or a spec's data as YAML would give it.
 Source = str | Path | Mapping[str, Any]
@@ -66,7 +67,7 @@ def load_spec_with_positions(source: Source, overrides: Overrides = None) -> tup
     return validate(data, positions), positions
 
 
-def _load_path(path: Path) -> tuple[dict, Positions]:
+def _load_path(path: Path) -> tuple[Data, Positions]:
     display = str(path)
     if not os.path.lexists(path) and catalog.is_name(display):  # no such file: a shipped spec's name
         shipped = catalog.shipped(display)
@@ -103,14 +104,14 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def _load_file(path: Path, root: Path, display: str, chain: tuple[Path, ...], depth: int) -> tuple[dict, Positions]:
+def _load_file(path: Path, root: Path, display: str, chain: tuple[Path, ...], depth: int) -> tuple[Data, Positions]:
     own, own_pos = read_yaml(path, display)
     return _load_data(own, own_pos, path.parent, root, display, (*chain, path.resolve()), depth)
 
 
 def _load_data(
-    own: dict, own_pos: dict[Path_, Pos], folder: Path, root: Path, display: str, chain: tuple[Path, ...], depth: int
-) -> tuple[dict, Positions]:
+    own: Data, own_pos: dict[Path_, Pos], folder: Path, root: Path, display: str, chain: tuple[Path, ...], depth: int
+) -> tuple[Data, Positions]:
     """Lay one file's (or mapping's) fields over its parents. ``folder``: where its ``extends`` is
     looked up; ``root``: the folder every parent must lie in; ``chain``: the files loaded so far,
     this one included; ``depth``: the ``extends`` followed to reach it."""
@@ -199,7 +200,7 @@ def _short(text: str, limit: int = 80) -> str:
 SHORTHAND_KEYS = ("stem", "block", "head")
 
 
-def normalize(data: dict) -> dict:
+def normalize(data: Data) -> Data:
     """Expand ``stem: deep`` to ``{type: deep}`` (also for stage blocks and the
     shortcut) so that a child's mapping merges over a parent's shorthand."""
 
@@ -237,7 +238,7 @@ TWEAKS: dict[str, str] = {
 }
 
 
-def apply_tweaks(merged: dict, own: dict, tweaks: Any, own_pos: dict, display: str) -> dict:
+def apply_tweaks(merged: Data, own: Data, tweaks: Any, own_pos: dict[Path_, Pos], display: str) -> Data:
     """Expand the Bag-of-Tricks shorthand, refusing contradictions in the same file."""
     if not isinstance(tweaks, list):
         return merged  # validation reports the type
@@ -255,7 +256,7 @@ def apply_tweaks(merged: dict, own: dict, tweaks: Any, own_pos: dict, display: s
             )
         )
 
-    own_block = own.get("block") if isinstance(own.get("block"), dict) else {}
+    own_block: Data = own["block"] if isinstance(own.get("block"), dict) else {}
     for tweak in tweaks:
         if tweak == "B":
             found = own_block.get("stride_at")
@@ -265,7 +266,7 @@ def apply_tweaks(merged: dict, own: dict, tweaks: Any, own_pos: dict, display: s
             if isinstance(block, dict) and block.get("type") == "bottleneck":
                 merged["block"] = {**block, "stride_at": "3x3"}
         elif tweak == "C":
-            stem = own.get("stem")
+            stem: Any = own.get("stem")
             found = stem.get("type") if isinstance(stem, dict) else stem
             if found not in (None, "deep"):
                 raise conflict("C", ("stem", "type"), "stem.type: deep", found)
@@ -288,7 +289,7 @@ def apply_tweaks(merged: dict, own: dict, tweaks: Any, own_pos: dict, display: s
     return merged
 
 
-def apply_overrides(data: dict, positions: Positions, overrides: Overrides) -> tuple[dict, Positions]:
+def apply_overrides(data: Data, positions: Positions, overrides: Overrides) -> tuple[Data, Positions]:
     """Set ``field.path=value`` pairs (value parsed as YAML) on the merged data. Every problem an
     override causes is located at it: file ``--set FIELD=VALUE``, no line."""
     if not overrides:
@@ -361,9 +362,9 @@ def _set_path(data: Any, path: Path_, value: Any, where: str, layer: dict[Path_,
                 f"'{name}' is a list of {len(data)} {noun}{'s' if len(data) > 1 else ''}: expected "
                 f"{name}.{wanted} with N from 0 to {len(data) - 1}; received {head!r}"
             )
-        out = list(data)
-        out[head] = _set_path(out[head], rest, value, where, layer, (*done, head)) if rest else value
-        return out
+        items = list(data)
+        items[head] = _set_path(items[head], rest, value, where, layer, (*done, head)) if rest else value
+        return items
     if not isinstance(data, dict):
         raise refuse(f"'{name}' is {_received(data)}, not a mapping: it has no field '{head}'")
     if isinstance(head, int):  # no mapping of the language has a numeric field
@@ -389,7 +390,7 @@ def _set_path(data: Any, path: Path_, value: Any, where: str, layer: dict[Path_,
     return out
 
 
-def validate(data: dict, positions: Positions) -> Spec:
+def validate(data: Data, positions: Positions) -> Spec:
     try:
         return Spec.model_validate(data)
     except ValidationError as exc:
@@ -415,7 +416,7 @@ def _internal(part: Any) -> bool:
     return isinstance(part, str) and ("[" in part or part.startswith(_INTERNAL) or part in ("str", "int", "list"))
 
 
-def _data_path(loc: tuple, data: Any) -> Path_:
+def _data_path(loc: tuple[Any, ...], data: Any) -> Path_:
     """Turn pydantic's error location into a data path (dropping union tags and validator names)."""
     path: list[str | int] = []
     cur = data
@@ -457,7 +458,7 @@ def _tag(tp: Any) -> str | None:
     return None
 
 
-def _models_at(loc: tuple) -> tuple[list[type[BaseModel]], list[type[BaseModel]]]:
+def _models_at(loc: tuple[Any, ...]) -> tuple[list[type[BaseModel]], list[type[BaseModel]]]:
     """The models whose fields apply at a (pydantic) location, and all variants of the union there."""
     current: list[Any] = [Spec]
     variants: list[Any] = []
@@ -481,7 +482,7 @@ def _models_at(loc: tuple) -> tuple[list[type[BaseModel]], list[type[BaseModel]]
     return models, variants
 
 
-def _unknown_field(key: str, loc: tuple) -> str:
+def _unknown_field(key: str, loc: tuple[Any, ...]) -> str:
     """'unknown field' with the closest field of the same model, or the variant the field belongs to."""
     models, variants = _models_at(loc)
     fields = {f for m in models for f in m.model_fields} if models else set(_field_names())
@@ -493,7 +494,7 @@ def _unknown_field(key: str, loc: tuple) -> str:
         return f"{message}; did you mean '{close[0]}'?"
     owners = [_tag(v) for v in variants if key in v.model_fields and v not in models]
     if owners and len(models) == 1 and _tag(models[0]):
-        return f"{message}: type {_tag(models[0])} has no '{key}' (type {' and '.join(owners)} has)"
+        return f"{message}: type {_tag(models[0])} has no '{key}' (type {' and '.join(map(str, owners))} has)"
     return message
 
 
@@ -508,7 +509,7 @@ def _at(data: Any, path: Path_) -> Any:
     return data
 
 
-def _inherited(path: Path_, data: dict) -> bool:
+def _inherited(path: Path_, data: Data) -> bool:
     """An error in a stage's block that comes from the top-level block (merged into every stage)."""
     if len(path) < 3 or path[0] != "stages" or path[2] != "block":
         return False
@@ -592,7 +593,7 @@ def _message(err: Any, path: Path_) -> tuple[str, bool]:
     return message.replace("Input should be", "expected"), "received" not in message
 
 
-def _problems(exc: ValidationError, data: dict, positions: Positions) -> list[Problem]:
+def _problems(exc: ValidationError, data: Data, positions: Positions) -> list[Problem]:
     problems: list[tuple[Path_, str]] = []
     for err in exc.errors(include_url=False):
         path = _data_path(tuple(err["loc"]), data)

@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from . import registry
 from .atomic import replace_atomic
 from .errors import CheckpointError, Problem
-from .ir import Network
+from .ir import Conv, Layer, Linear, Network, Norm
 
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 KERAS_SUFFIX = ".weights.h5"
@@ -28,6 +29,11 @@ MAX_LISTED = 10  # further mismatches are counted, not listed
 Weights = dict[str, dict[str, Any]]  # IR layer name -> {torch tensor name: numpy array}
 Progress = Callable[[Iterable[Any], str, int], Iterable[Any]]
 Check = Callable[[Path], None]
+
+
+def _backend(name: str) -> Any:
+    """A backend through the registry; port also uses its file helpers beyond the ``Backend`` protocol."""
+    return registry.get(name)
 
 
 def path_problem(checkpoint: Path, output: Path, target: str) -> tuple[str, str] | None:
@@ -64,29 +70,32 @@ def expected_tensors(network: Network) -> dict[str, tuple[str, str, tuple[int, .
     """
     out: dict[str, tuple[str, str, tuple[int, ...]]] = {}
     for layer in network.layers():
-        a = layer.attrs
-        if layer.op == "conv":
-            shapes = {"weight": (a["out_ch"], a["in_ch"] // a["groups"], a["kernel"], a["kernel"])}
-            if a["bias"]:
-                shapes["bias"] = (a["out_ch"],)
-        elif layer.op == "linear":
-            shapes = {"weight": (a["out_features"], a["in_features"])}
-            if a["bias"]:
-                shapes["bias"] = (a["out_features"],)
-        elif layer.op == "norm":
-            shapes = {k: (a["channels"],) for k in ("weight", "bias", "running_mean", "running_var")}
-        elif layer.params or layer.stats:
-            raise ValueError(f"{layer.name}: no checkpoint mapping for IR op '{layer.op}'")
-        else:
-            continue
-        for key, shape in shapes.items():
-            out[f"{layer.name}.{key}"] = (layer.name, key, tuple(int(d) for d in shape))
+        for key, shape in tensor_shapes(layer).items():
+            out[f"{layer.name}.{key}"] = (layer.name, key, shape)
     return out
+
+
+def tensor_shapes(layer: Layer) -> dict[str, tuple[int, ...]]:
+    """The state_dict tensors of one IR layer (PyTorch's names and layout); none for an unweighted layer."""
+    match layer:
+        case Conv():
+            shapes: dict[str, tuple[int, ...]] = {
+                "weight": (layer.out_ch, layer.in_ch // layer.groups, layer.kernel, layer.kernel)
+            }
+            return shapes | ({"bias": (layer.out_ch,)} if layer.bias else {})
+        case Linear():
+            shapes = {"weight": (layer.out_features, layer.in_features)}
+            return shapes | ({"bias": (layer.out_features,)} if layer.bias else {})
+        case Norm():
+            return {k: (layer.channels,) for k in ("weight", "bias", "running_mean", "running_var")}
+    if layer.weighted:
+        raise ValueError(f"{layer.name}: no checkpoint mapping for IR {layer.kind} layers")
+    return {}
 
 
 def optional_keys(network: Network) -> set[str]:
     """Keys a checkpoint may carry that hold no weight (batch-norm step counters)."""
-    return {f"{x.name}.num_batches_tracked" for x in network.layers() if x.op == "norm"}
+    return {f"{x.name}.num_batches_tracked" for x in network.layers() if isinstance(x, Norm)}
 
 
 def read_torch_checkpoint(path: Path) -> dict[str, Any]:
@@ -99,13 +108,7 @@ def read_torch_checkpoint(path: Path) -> dict[str, Any]:
         except Exception as exc:  # safetensors reports bad headers and dtypes with its own errors
             raise CheckpointError(_problem(path, "", f"cannot read as safetensors: {exc}")) from None
     else:
-        try:
-            from backends.torch.checkpoint import load_state_dict
-        except ImportError as exc:
-            raise CheckpointError(
-                _problem(path, "", f"reading {path.suffix} needs torch ({exc}): pip install 'archgen[torch]'")
-            ) from None
-        state = load_state_dict(path)
+        state = _backend("torch").load_state_dict_file(path)  # a pickle: only torch reads it safely
     for key in WRAPPER_KEYS:
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]
@@ -117,7 +120,7 @@ def read_torch_checkpoint(path: Path) -> dict[str, Any]:
         )
     if all(isinstance(k, str) and k.startswith("module.") for k in state):  # saved from DataParallel/DDP
         state = {k.removeprefix("module."): v for k, v in state.items()}
-    return state
+    return dict(state)
 
 
 def check_state(state: dict[str, Any], network: Network, path: Path) -> Weights:
@@ -169,10 +172,9 @@ def verify(network: Network, weights: Weights, keras_model: Any, seed: int = 0) 
     """torch with ``weights`` against ``keras_model`` on one random batch, at every stage boundary."""
     import numpy as np
 
-    from backends.torch import BACKEND as torch_backend
-
     from .compare import compare_models
 
+    torch_backend = _backend("torch")
     torch_model = torch_backend.build(network)
     torch_backend.set_weights(torch_model, network, weights)
     x = np.random.default_rng(seed).standard_normal((2, *network.input_shape)).astype("float32")
@@ -188,7 +190,7 @@ def torch_to_keras(
     """Read and check a torch checkpoint, write the Keras weights file (``check``: verified before the rename).
 
     Returns the weights and the verification's comparison (None without ``check``)."""
-    from backends.keras import BACKEND as keras_backend
+    keras_backend = _backend("keras")
 
     weights = check_state(read_torch_checkpoint(checkpoint), network, checkpoint)
     model = keras_backend.build(network)
@@ -212,13 +214,13 @@ def keras_to_torch(
     """Read and check a Keras weights file, write the torch state_dict (``check``: verified before the rename).
 
     Returns the weights and the verification's comparison (None without ``check``)."""
-    from backends.keras import BACKEND as keras_backend
+    keras_backend = _backend("keras")
 
     model = keras_backend.build(network)
     check_keras_file(checkpoint, model, network)
     model.load_weights(str(checkpoint))
     weights: Weights = {}
-    layers = [x for x in network.layers() if x.params or x.stats]
+    layers = [x for x in network.layers() if x.weighted]
     for layer in progress(layers, "reading Keras weights", len(layers)) if progress else layers:
         weights.update(keras_backend.get_weights(model, network, names=[layer.name]))
     state = flatten(weights, network)
@@ -233,10 +235,9 @@ def keras_to_torch(
         def write(tmp: Path) -> None:
             save_file(state, str(tmp), metadata={"format": "pt"})
     else:
-        from backends.torch.checkpoint import save_state_dict
 
         def write(tmp: Path) -> None:
-            save_state_dict(state, tmp)
+            _backend("torch").save_state_dict_file(state, tmp)
 
     replace_atomic(write, output, output.suffix, reload if check else None)
     return weights, found[0] if found else None
@@ -246,7 +247,7 @@ def check_keras_file(path: Path, model: Any, network: Network) -> None:
     """Refuse a ``.weights.h5`` whose arrays do not fit the spec's Keras model position by position."""
     import h5py
 
-    from backends.keras import BACKEND as keras_backend
+    keras_backend = _backend("keras")
 
     try:
         with h5py.File(path, "r") as f:

@@ -1,68 +1,107 @@
-"""Backends by name. A backend is a module exposing ``BACKEND`` (see ``Backend``);
-built-in ones are listed here, others register through the
-``archgen.backends`` entry-point group. Nothing is imported until asked for."""
+"""Backends by name: the only way the core reaches one.
+
+A backend is a package exposing ``EMITTER`` (its templates and filters, importable
+without its framework) and ``BACKEND`` (the live side, which imports the
+framework when first touched). The built-in ones live in ``archgen.backends``;
+others register a package through the ``archgen.backends`` entry-point group, so
+a third backend (JAX/Flax, ONNX) needs no change in the core.
+"""
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from types import ModuleType
 from typing import Any, Protocol
 
 from .errors import MissingFramework
 from .ir import Network, Shape
 
-BUILTIN: dict[str, str] = {"keras": "backends.keras", "torch": "backends.torch"}
+BUILTIN: dict[str, str] = {"keras": "archgen.backends.keras", "torch": "archgen.backends.torch"}
+
+Weights = dict[str, dict[str, Any]]  # IR layer name -> {tensor name: numpy array, in PyTorch's layout}
+
+
+@dataclass(frozen=True)
+class Emitter:
+    """What ``archgen emit`` needs from a backend: its templates and filters, no framework."""
+
+    package: str  # the package whose ``templates/`` folder holds ``template``
+    template: str
+    filters: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
 
 class Backend(Protocol):
-    name: str
+    """The live side of a backend: models of its framework, built from the IR and checked against it."""
 
-    def build(self, network: Network, device: str | None = None) -> Any:
-        """A live model for the network, initialised as the spec says."""
+    name: str
+    extra: str  # pip install 'archgen[<extra>]' brings the framework
+
+    def require(self) -> None:
+        """Import the framework, or raise MissingFramework saying what to install."""
+
+    def build(self, network: Network, device: str | None = None, dtype: str | None = None) -> Any:
+        """A live model for the network, initialised as the spec says (OptionError / RunError for devices)."""
 
     def counts(self, model: Any) -> tuple[int, int]:
         """(trainable parameters, normalisation statistics) of a live model."""
 
+    def outputs(self, model: Any, network: Network, x: Any) -> dict[str, Any]:
+        """Eval-mode activations (numpy, channels-first) after the stem, every stage and the head."""
+
     def trace(self, model: Any, network: Network, device: str | None = None) -> dict[str, Shape]:
         """Run a dummy input; shapes (channels-first) at the stem, every stage and the output."""
 
+    def get_weights(self, model: Any, network: Network) -> Weights:
+        """Every weighted IR layer's tensors, in PyTorch's layout (the canonical one)."""
 
-def _external() -> dict[str, str]:
-    return {ep.name: ep.value for ep in entry_points(group="archgen.backends")}
+    def set_weights(self, model: Any, network: Network, weights: Weights) -> None:
+        """Load tensors given in PyTorch's layout, by IR layer name."""
+
+    def randomize(self, model: Any, network: Network, seed: int = 0, gamma: tuple[float, float] = (0.5, 1.5)) -> None:
+        """Every weight random, norm statistics calibrated (NotImplementedError where the backend cannot)."""
+
+
+def _targets() -> dict[str, str]:
+    external = {ep.name: ep.value.split(":")[0] for ep in entry_points(group="archgen.backends")}
+    return {**external, **BUILTIN}
 
 
 def names() -> list[str]:
-    return sorted({**_external(), **BUILTIN})
+    return sorted(_targets())
+
+
+def _package(name: str) -> ModuleType:
+    target = _targets().get(name)
+    if target is None:
+        raise KeyError(f"unknown backend '{name}'; expected one of: {', '.join(names())}")
+    return importlib.import_module(target)
 
 
 def emitters() -> list[str]:
-    """Backends that bring templates for ``archgen emit`` (a ``templates`` folder beside an ``emit`` module)."""
-    out = []
-    for name in names():
-        target = {**_external(), **BUILTIN}[name].split(":")[0]
-        spec = importlib.util.find_spec(target)
-        if spec and spec.submodule_search_locations:
-            folder = spec.submodule_search_locations[0]
-            if os.path.isfile(os.path.join(folder, "emit.py")) and os.path.isdir(os.path.join(folder, "templates")):
-                out.append(name)
-    return out
+    """Backends that bring templates for ``archgen emit``."""
+    return [name for name in names() if getattr(_package(name), "EMITTER", None) is not None]
+
+
+def emitter(name: str) -> Emitter:
+    """The backend's templates and filters (its framework is not imported)."""
+    found = getattr(_package(name), "EMITTER", None)
+    if found is None:
+        raise KeyError(f"the {name} backend brings no templates; backends with templates: {', '.join(emitters())}")
+    return found  # type: ignore[no-any-return]
 
 
 def get(name: str) -> Backend:
     """The backend of this name, its framework imported; MissingFramework (with what to install) if it cannot be."""
-    target = {**_external(), **BUILTIN}.get(name)
-    if target is None:
-        raise KeyError(f"unknown backend '{name}'; expected one of: {', '.join(names())}")
+    package = _package(name)
     try:
-        backend = importlib.import_module(target.split(":")[0]).BACKEND
+        backend = package.BACKEND
     except ImportError as exc:
         missing = (exc.name or "its framework").split(".")[0]
         raise MissingFramework(
             f"the {name} backend needs {missing}, which is not installed: pip install 'archgen[{name}]'"
         ) from None
-    require = getattr(backend, "require", None)
-    if require is not None:
-        require()
-    return backend
+    backend.require()
+    return backend  # type: ignore[no-any-return]

@@ -1,5 +1,12 @@
 """Spec -> IR: every layer named, shaped and counted, without any framework.
 
+Small pure functions, one per rule: shapes (``pooled_size``), layer factories
+(``conv``, ``norm``, ...), block designs (``block_design``: what a block is made
+of, decided once), the layers of a block rendered from its design
+(``block_layers``), the drop-path schedule, the size budget. A rule that
+refuses a network raises ``Refused`` with the field path it concerns;
+``resolve`` maps that path to file, line and column in one place (``_locate``).
+
 Names follow torchvision/timm module paths so that their checkpoints load
 into the PyTorch backend unchanged: stem ``conv1``/``bn1``/``act1``/``maxpool``
 (a deep stem is the Sequential ``conv1.0..``; a conv "pool" is ``maxpool.0..``),
@@ -12,10 +19,43 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from dataclasses import dataclass
+from typing import Literal, cast
 
 from .errors import Problem, SpecError, dotted
-from .ir import Block, Layer, Network, Shape, Stage
-from .spec import MAX_INPUT_SIZE, BasicBlock, BottleneckBlock, ClassicStem, DeepStem, PlainBlock, SESpec, Spec
+from .ir import (
+    Act,
+    AvgPool,
+    Block,
+    BlockDesign,
+    Conv,
+    ConvSlot,
+    Dropout,
+    DropPath,
+    DropPathOptions,
+    GlobalPool,
+    InitOptions,
+    Layer,
+    Linear,
+    MaxPool,
+    Network,
+    Norm,
+    NormOptions,
+    SEDesign,
+    Shape,
+    ShortcutDesign,
+    Stage,
+)
+from .spec import (
+    MAX_INPUT_SIZE,
+    BasicBlock,
+    BottleneckBlock,
+    ClassicStem,
+    ClassifierHead,
+    DeepStem,
+    PlainBlock,
+    Spec,
+)
 from .yamlsource import Path_, Pos, Positions
 
 # Refused from the IR's counts, before any framework allocates anything (docs/refused.md).
@@ -25,6 +65,36 @@ MAX_PARAMS = 4_000_000_000  # 16 GB of float32 weights
 # the backward pass); 2**34 elements are 64 GiB in float32. ResNet-RS-420 at 320 px: 377 M.
 MAX_ACTIVATIONS = 2**34
 
+BlockSpec = BasicBlock | BottleneckBlock | PlainBlock
+
+
+class Refused(Exception):
+    """A rule refuses the network: the message, and the field path it concerns (located by ``resolve``)."""
+
+    def __init__(self, message: str, field: Path_) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What every layer factory needs from the spec: the norm, the activation, the conv-bias rule and
+    the input size (named in messages)."""
+
+    norm: NormOptions
+    act: str
+    conv_bias: str  # never | always | unnormed
+    hw: tuple[int, int]
+
+    def bias(self, normed: bool) -> bool:
+        """Whether a conv has a bias: always, or only where no norm follows it (keras.applications V2)."""
+        return self.conv_bias == "always" or (self.conv_bias == "unnormed" and not normed)
+
+    @property
+    def size(self) -> str:
+        return "x".join(str(v) for v in self.hw)
+
 
 def spec_digest(spec: Spec) -> str:
     """sha256 of the resolved spec (canonical JSON): identifies what was compiled."""
@@ -32,9 +102,15 @@ def spec_digest(spec: Spec) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+# -- shape rules ------------------------------------------------------------------------------------------------
 def make_divisible(value: float, divisor: int = 8) -> int:
     """Round to the nearest multiple of ``divisor``, never below it."""
     return max(divisor, int(value + divisor / 2) // divisor * divisor)
+
+
+def round_down(value: float, divisor: int) -> int:
+    """The multiple of ``divisor`` at or below ``value``, never below ``divisor``."""
+    return max(divisor, int(value) // divisor * divisor)
 
 
 def pooled_size(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool = False) -> int:
@@ -46,348 +122,337 @@ def pooled_size(size: int, kernel: int, stride: int, padding: int, ceil_mode: bo
     return out
 
 
-class _Builder:
-    """Walks the network once, tracking the current shape."""
+def scaled_width(width: int, multiplier: float) -> int:
+    return width if multiplier == 1.0 else make_divisible(width * multiplier)
 
-    def __init__(self, spec: Spec, positions: Positions | None, hw: tuple[int, int], size_from: str | None) -> None:
-        self.spec = spec
-        self.positions = positions
-        self.field: Path_ = ()
-        self.hw = hw
-        self.size_from = size_from  # "--input-size N" when the input size is not the spec's
-        self.params = 0  # running totals, checked after every section and block
-        self.activations = 0
 
-    def fail(self, message: str, field: Path_ | None = None) -> SpecError:
-        path = self.field if field is None else field
-        pos = self.positions.find(path) if self.positions else None
-        if path == ("input", "size") and self.size_from:
-            pos = Pos(self.size_from, None, None)
-        return SpecError(
-            Problem(
-                pos.file if pos else "<spec>",
-                pos.line if pos else None,
-                pos.column if pos else None,
-                dotted(path),
-                message,
-            )
+def check_size(r: Rules, name: str, hw: tuple[int, int], out: tuple[int, int], what: str, stride: int) -> None:
+    """Refuse a layer whose output would be empty, or whose stride the input cannot honour."""
+    (h, w), (oh, ow) = hw, out
+    if oh < 1 or ow < 1 or (stride > 1 and min(h, w) < stride):
+        raise Refused(
+            f"{name}: spatial size reaches zero ({h}x{w} input to {what}, stride {stride}); "
+            f"the {r.size} input is too small for this network's downsampling",
+            ("input", "size"),
         )
 
-    def block_field(self, s: int, *rest: str) -> Path_:
-        """Where a block option of stage ``s`` was written: in the stage's own block, or the top-level one
-        (every stage's block is the top-level block merged with the stage's own)."""
-        own = ("stages", s, "block", *rest)
-        return own if self.positions and self.positions.exact(own) else ("block", *rest)
 
-    def check_size(self, name: str, h: int, w: int, oh: int, ow: int, what: str, stride: int) -> None:
-        """Refuse a layer whose output would be empty, or whose stride the input cannot honour."""
-        if oh < 1 or ow < 1 or (stride > 1 and min(h, w) < stride):
-            size = "x".join(str(v) for v in self.hw)
-            raise self.fail(
-                f"{name}: spatial size reaches zero ({h}x{w} input to {what}, stride {stride}); "
-                f"the {size} input is too small for this network's downsampling",
-                ("input", "size"),
-            )
+# -- layer factories --------------------------------------------------------------------------------------------
+def conv(
+    r: Rules,
+    name: str,
+    shape: Shape,
+    out_ch: int,
+    kernel: int,
+    stride: int = 1,
+    groups: int = 1,
+    *,
+    bias: bool,
+    field: Path_,
+) -> Conv:
+    c, h, w = shape
+    if c % groups or out_ch % groups:
+        raise Refused(f"{name}: {groups} groups do not divide {c} input / {out_ch} output channels", field)
+    pad = kernel // 2
+    oh, ow = pooled_size(h, kernel, stride, pad), pooled_size(w, kernel, stride, pad)
+    check_size(r, name, (h, w), (oh, ow), f"a {kernel}x{kernel} conv", stride)
+    weights = out_ch * (c // groups) * kernel * kernel
+    return Conv(
+        name=name,
+        in_shape=shape,
+        out_shape=(out_ch, oh, ow),
+        params=weights + (out_ch if bias else 0),
+        flops=oh * ow * weights,
+        in_ch=c,
+        out_ch=out_ch,
+        kernel=kernel,
+        stride=stride,
+        padding=pad,
+        groups=groups,
+        bias=bias,
+    )
 
-    def count(self, layers: list[Layer] | tuple[Layer, ...], where: str, field: Path_) -> None:
-        """Refuse as soon as the running parameter or activation total passes its limit.
 
-        Checked block by block, so a network far over a limit is refused after building
-        the few blocks that pass it, not all of them.
-        """
-        self.params += sum(x.params for x in layers)
-        self.activations += sum(math.prod(x.out_shape) for x in layers)
-        if self.params > MAX_PARAMS:
-            raise self.fail(f"{_figure(self.params)} parameters up to {where}, over the limit of {MAX_PARAMS:,}", field)
-        if self.activations > MAX_ACTIVATIONS:
-            size = "x".join(str(v) for v in self.hw)
-            raise self.fail(
-                f"{_figure(self.activations)} activation elements for one {size} sample up to {where}, over the limit "
-                f"of {MAX_ACTIVATIONS:,} ({MAX_ACTIVATIONS * 4 >> 30} GiB of float32): "
-                "reduce the input size, depths or widths",
-                ("input", "size"),
-            )
+def norm(r: Rules, name: str, shape: Shape) -> Norm:
+    c = shape[0]
+    return Norm(
+        name=name,
+        in_shape=shape,
+        out_shape=shape,
+        params=2 * c,
+        stats=2 * c,
+        channels=c,
+        eps=r.norm.eps,
+        momentum=r.norm.momentum,
+    )
 
-    def bias(self, normed: bool) -> bool:
-        mode = self.spec.conv_bias
-        return mode == "always" or (mode == "unnormed" and not normed)
 
-    # -- layers ---------------------------------------------------------------
-    def conv(
-        self,
-        name: str,
-        shape: Shape,
-        out_ch: int,
-        kernel: int,
-        stride: int = 1,
-        groups: int = 1,
-        *,
-        normed: bool,
-        bias: bool | None = None,
-    ) -> Layer:
-        c, h, w = shape
-        if c % groups or out_ch % groups:
-            raise self.fail(f"{name}: {groups} groups do not divide {c} input / {out_ch} output channels")
-        pad = kernel // 2
-        oh, ow = pooled_size(h, kernel, stride, pad), pooled_size(w, kernel, stride, pad)
-        self.check_size(name, h, w, oh, ow, f"a {kernel}x{kernel} conv", stride)
-        use_bias = self.bias(normed) if bias is None else bias
-        params = out_ch * (c // groups) * kernel * kernel + (out_ch if use_bias else 0)
-        attrs = dict(in_ch=c, out_ch=out_ch, kernel=kernel, stride=stride, padding=pad, groups=groups, bias=use_bias)
-        flops = oh * ow * out_ch * (c // groups) * kernel * kernel
-        return Layer(name, "conv", shape, (out_ch, oh, ow), attrs, params, 0, flops)
+def act(name: str, shape: Shape, fn: str) -> Act:
+    return Act(name=name, in_shape=shape, out_shape=shape, fn=fn)
 
-    def norm(self, name: str, shape: Shape) -> Layer:
-        c = shape[0]
-        attrs = dict(channels=c, eps=self.spec.norm.eps, momentum=self.spec.norm.momentum)
-        return Layer(name, "norm", shape, shape, attrs, 2 * c, 2 * c)
 
-    def act(self, name: str, shape: Shape, fn: str | None = None) -> Layer:
-        return Layer(name, "act", shape, shape, dict(fn=fn or self.spec.act))
+def max_pool(r: Rules, name: str, shape: Shape, kernel: int, stride: int, padding: int, pad_value: str) -> MaxPool:
+    c, h, w = shape
+    out = pooled_size(h, kernel, stride, padding), pooled_size(w, kernel, stride, padding)
+    check_size(r, name, (h, w), out, "a max pool", stride)
+    value: Literal["neg_inf", "zero"] = "zero" if pad_value == "zero" else "neg_inf"
+    return MaxPool(
+        name=name, in_shape=shape, out_shape=(c, *out), kernel=kernel, stride=stride, padding=padding, pad_value=value
+    )
 
-    def pool(
-        self, name: str, shape: Shape, kind: str, kernel: int, stride: int, padding: int, **extra: object
-    ) -> Layer:
-        c, h, w = shape
-        ceil = kind == "avg"
-        oh, ow = pooled_size(h, kernel, stride, padding, ceil), pooled_size(w, kernel, stride, padding, ceil)
-        self.check_size(name, h, w, oh, ow, f"a {kind} pool", stride)
-        attrs = dict(kind=kind, kernel=kernel, stride=stride, padding=padding, **extra)
-        if ceil:
-            attrs.update(ceil_mode=True, count_include_pad=False)
-        return Layer(name, f"{kind}_pool", shape, (c, oh, ow), attrs)
 
-    # -- sections -------------------------------------------------------------
-    def stem(self, shape: Shape) -> list[Layer]:
-        stem = self.spec.stem
-        self.field = ("stem",)
-        layers: list[Layer] = []
-        if isinstance(stem, ClassicStem):
-            layers.append(
-                self.conv("conv1", shape, self.width(stem.width), stem.kernel, stem.stride, normed=stem.norm_act)
-            )
-        elif isinstance(stem, DeepStem):
-            widths = [self.width(w) for w in stem.widths]
-            for i, width in enumerate(widths):
-                last = i == len(widths) - 1
-                cur = layers[-1].out_shape if layers else shape
-                layers.append(
-                    self.conv(
-                        f"conv1.{3 * i}", cur, width, 3, stem.stride if i == 0 else 1, normed=not last or stem.norm_act
-                    )
-                )
-                if not last:
-                    layers.append(self.norm(f"conv1.{3 * i + 1}", layers[-1].out_shape))
-                    layers.append(self.act(f"conv1.{3 * i + 2}", layers[-1].out_shape))
-        else:
-            return layers
-        if stem.norm_act:
-            layers.append(self.norm("bn1", layers[-1].out_shape))
-            layers.append(self.act("act1", layers[-1].out_shape))
-        cur = layers[-1].out_shape
-        if stem.pool == "max":
-            pad_value = "zero" if stem.pool_padding == "zero" else "neg_inf"
-            layers.append(self.pool("maxpool", cur, "max", 3, 2, 1, pad_value=pad_value))
-        elif stem.pool == "conv":
-            layers.append(self.conv("maxpool.0", cur, cur[0], 3, 2, normed=True))
-            layers.append(self.norm("maxpool.1", layers[-1].out_shape))
-            layers.append(self.act("maxpool.2", layers[-1].out_shape))
+def avg_pool(r: Rules, name: str, shape: Shape, stride: int) -> AvgPool:
+    """A stride x stride average over real pixels only, windows from the top-left (PyTorch's ceil mode)."""
+    c, h, w = shape
+    out = pooled_size(h, stride, stride, 0, True), pooled_size(w, stride, stride, 0, True)
+    check_size(r, name, (h, w), out, "an avg pool", stride)
+    return AvgPool(name=name, in_shape=shape, out_shape=(c, *out), kernel=stride, stride=stride)
+
+
+# -- sections ---------------------------------------------------------------------------------------------------
+def stem_layers(spec: Spec, r: Rules, shape: Shape) -> list[Layer]:
+    stem, field = spec.stem, ("stem",)
+    layers: list[Layer] = []
+    if isinstance(stem, ClassicStem):
+        width = scaled_width(stem.width, spec.width_multiplier)
+        layers.append(conv(r, "conv1", shape, width, stem.kernel, stem.stride, bias=r.bias(stem.norm_act), field=field))
+    elif isinstance(stem, DeepStem):
+        widths = [scaled_width(w, spec.width_multiplier) for w in stem.widths]
+        for i, width in enumerate(widths):
+            last = i == len(widths) - 1
+            cur = layers[-1].out_shape if layers else shape
+            stride = stem.stride if i == 0 else 1
+            normed = not last or stem.norm_act
+            layers.append(conv(r, f"conv1.{3 * i}", cur, width, 3, stride, bias=r.bias(normed), field=field))
+            if not last:
+                layers.append(norm(r, f"conv1.{3 * i + 1}", layers[-1].out_shape))
+                layers.append(act(f"conv1.{3 * i + 2}", layers[-1].out_shape, r.act))
+    else:
         return layers
+    if stem.norm_act:
+        layers.append(norm(r, "bn1", layers[-1].out_shape))
+        layers.append(act("act1", layers[-1].out_shape, r.act))
+    cur = layers[-1].out_shape
+    if stem.pool == "max":
+        layers.append(max_pool(r, "maxpool", cur, 3, 2, 1, stem.pool_padding))
+    elif stem.pool == "conv":
+        layers.append(conv(r, "maxpool.0", cur, cur[0], 3, 2, bias=r.bias(True), field=field))
+        layers.append(norm(r, "maxpool.1", layers[-1].out_shape))
+        layers.append(act("maxpool.2", layers[-1].out_shape, r.act))
+    return layers
 
-    def width(self, width: int) -> int:
-        m = self.spec.width_multiplier
-        return width if m == 1.0 else make_divisible(width * m)
 
-    def drop_rates(self) -> list[list[float]]:
-        dp = self.spec.drop_path
-        depths = [s.depth for s in self.spec.stages]
-        total, n_stages = sum(depths), len(depths)
-        rates: list[list[float]] = []
-        index = 0
-        for s, depth in enumerate(depths):
-            row = []
-            for _ in range(depth):
-                if dp.schedule == "uniform":
-                    row.append(dp.rate)
-                elif dp.schedule == "per_stage":
-                    row.append(dp.rate * (s + 2) / (n_stages + 1))
-                else:  # linear from 0 (first block) to rate (last); one block gets the full rate
-                    row.append(dp.rate * index / (total - 1) if total > 1 else dp.rate)
-                index += 1
-            rates.append(row)
-        return rates
+def drop_rates(depths: list[int], rate: float, schedule: str) -> list[list[float]]:
+    """The stochastic-depth rate of every block, stage by stage.
 
-    def stages(self, shape: Shape) -> list[Stage]:
-        stages: list[Stage] = []
-        rates = self.drop_rates()
-        for s, stage_spec in enumerate(self.spec.stages):
-            block_spec = self.spec.stage_block(s)
-            stride = stage_spec.stride if stage_spec.stride is not None else (1 if s == 0 else 2)
-            width = self.width(stage_spec.width)
-            name = f"layer{s + 1}"
-            stage_in = shape
-            blocks = []
-            for i in range(stage_spec.depth):
-                at = 0 if block_spec.stride_block == "first" else stage_spec.depth - 1
-                self.field = ("stages", s)
-                block = self.block(f"{name}.{i}", shape, block_spec, width, stride if i == at else 1, rates[s][i], s)
-                self.count(block.layers, block.name, ("stages", s))
-                blocks.append(block)
-                shape = block.out_shape
-            stages.append(Stage(name, tuple(blocks), stage_in, shape, blocks[0].config))
-        return stages
+    linear: from 0 (first block) to ``rate`` (last), a one-block network getting the full rate (timm's
+    divides by zero there); per_stage: ``rate * (s + 2) / (stages + 1)`` (Keras ResNet-RS); uniform.
+    """
+    total, stages = sum(depths), len(depths)
+    rates: list[list[float]] = []
+    index = 0
+    for s, depth in enumerate(depths):
+        row = []
+        for _ in range(depth):
+            if schedule == "uniform":
+                row.append(rate)
+            elif schedule == "per_stage":
+                row.append(rate * (s + 2) / (stages + 1))
+            else:
+                row.append(rate * index / (total - 1) if total > 1 else rate)
+            index += 1
+        rates.append(row)
+    return rates
 
-    def block(
-        self,
-        name: str,
-        shape: Shape,
-        spec: BasicBlock | BottleneckBlock | PlainBlock,
-        width: int,
-        stride: int,
-        rate: float,
-        s: int,
-    ) -> Block:
-        if isinstance(spec, PlainBlock):
-            conv = self.conv(f"{name}.conv1", shape, width, spec.kernel, stride, normed=True)
-            bn = self.norm(f"{name}.bn1", conv.out_shape)
-            layers = (conv, bn, self.act(f"{name}.act1", bn.out_shape))
-            config = dict(
-                kind="plain", preact=False, mid=width, out=width, kernel=spec.kernel, stride_block=spec.stride_block
-            )
-            return Block(name, "plain", False, shape, bn.out_shape, stride, layers, config=config)
-        out_ch = width * spec.expansion
-        if isinstance(spec, BottleneckBlock):
-            per_group = int(width * spec.base_width / 64 * spec.width_factor)
-            if per_group < 1:
-                culprit = "width_factor" if spec.width_factor < 1 else "base_width" if spec.base_width < 64 else ""
-                raise self.fail(
-                    f"{name}: the inner width per group, int({width} * base_width {spec.base_width} / 64 * "
-                    f"width_factor {spec.width_factor}), is 0 channels; raise width, base_width or width_factor",
-                    self.block_field(s, culprit) if culprit else ("stages", s, "width"),
-                )
-            mid = per_group * spec.groups
-            self.field = self.block_field(s, "groups")
-            plan = [
-                (1, mid, spec.stride_at == "1x1", 1),
-                (3, mid, spec.stride_at == "3x3", spec.groups),
-                (1, out_ch, False, 1),
-            ]
-        else:
-            plan = [(3, width, True, 1), (3, out_ch, False, 1)]
-        p = f"{name}."
-        layers: list[Layer] = []
-        cur = shape
-        if spec.preact:
-            layers += [self.norm(p + "bn1", cur), self.act(p + "act1", cur)]
-        preact_shape = cur
-        for i, (kernel, ch, strided, groups) in enumerate(plan, start=1):
-            last = i == len(plan)
-            if spec.preact and i > 1:
-                layers += [self.norm(f"{p}bn{i}", cur), self.act(f"{p}act{i}", cur)]
-            conv = self.conv(
-                f"{p}conv{i}", cur, ch, kernel, stride if strided else 1, groups, normed=not (spec.preact and last)
-            )
-            layers.append(conv)
-            cur = conv.out_shape
-            if not spec.preact:
-                layers.append(self.norm(f"{p}bn{i}", cur))
-                if not last:
-                    layers.append(self.act(f"{p}act{i}", cur))
-        if spec.se is not None:
-            layers += self.se(p + "se", cur, spec.se)
-        if self.spec.drop_path.rate > 0:
-            layers.append(Layer(p + "drop_path", "drop_path", cur, cur, dict(rate=rate)))
-        layers += self.shortcut(p + "downsample", preact_shape, cur, stride, spec, s)
-        if not spec.preact:
-            layers.append(self.act(f"{p}act{len(plan)}", cur))
-        zero = None
-        if self.spec.init.zero_init_last:
-            zero = f"conv{len(plan)}" if spec.preact else f"bn{len(plan)}"
-        config = dict(
-            kind=spec.type,
-            preact=spec.preact,
-            mid=plan[0][1],
-            out=out_ch,
-            stride_block=spec.stride_block,
-            stride_at=getattr(spec, "stride_at", "3x3"),
-            groups=getattr(spec, "groups", 1),
-            shortcut=spec.shortcut.type,
-            se=spec.se.model_dump() if spec.se else None,
+
+def block_design(block: BlockSpec, r: Rules, zero_init_last: bool) -> BlockDesign:
+    """What every block of a stage is made of, decided once for the IR, the emitter and every backend."""
+    stride_last = block.stride_block == "last"
+    if isinstance(block, PlainBlock):
+        slot = ConvSlot(1, "in_chs", "out_chs", block.kernel, True, 1, r.bias(True))
+        return BlockDesign("plain", False, (slot,), None, stride_last=stride_last)
+    preact = block.preact
+    # In a pre-activation block the last conv feeds the addition directly: no norm follows it.
+    last_bias = r.bias(normed=not preact)
+    if isinstance(block, BottleneckBlock):
+        convs: tuple[ConvSlot, ...] = (
+            ConvSlot(1, "in_chs", "mid_chs", 1, block.stride_at == "1x1", 1, r.bias(True)),
+            ConvSlot(2, "mid_chs", "mid_chs", 3, block.stride_at == "3x3", block.groups, r.bias(True)),
+            ConvSlot(3, "mid_chs", "out_chs", 1, False, 1, last_bias),
         )
-        return Block(name, spec.type, spec.preact, shape, cur, stride, tuple(layers), rate, zero, config)
+    else:
+        convs = (
+            ConvSlot(1, "in_chs", "mid_chs", 3, True, 1, r.bias(True)),
+            ConvSlot(2, "mid_chs", "out_chs", 3, False, 1, last_bias),
+        )
+    shortcut = ShortcutDesign(block.shortcut.type, bias=r.bias(normed=not preact), norm=not preact)
+    se = None if block.se is None else SEDesign(**block.se.model_dump())
+    n = len(convs)
+    zero = (f"conv{n}" if preact else f"bn{n}") if zero_init_last else None
+    return BlockDesign(block.type, preact, convs, shortcut, se, zero, stride_last)
 
-    def shortcut(
-        self, name: str, shape: Shape, out: Shape, stride: int, spec: BasicBlock | BottleneckBlock, s: int
-    ) -> list[Layer]:
-        kind = spec.shortcut.type
-        needs_proj = shape[0] != out[0]
-        if stride == 1 and not needs_proj:
-            return []
-        self.field = self.block_field(s, "shortcut", "type")
-        if kind == "identity":
-            raise self.fail(
-                f"{name}: an identity shortcut cannot change shape ({shape[0]}->{out[0]} channels, stride {stride}); "
-                "use conv, avgpool or maxpool"
+
+def mid_channels(block: BlockSpec, width: int, name: str, field: Path_) -> int:
+    """The inner width of a block: a bottleneck's ``int(width * base_width / 64 * width_factor) * groups``."""
+    if not isinstance(block, BottleneckBlock):
+        return width
+    per_group = int(width * block.base_width / 64 * block.width_factor)
+    if per_group < 1:
+        culprit = "width_factor" if block.width_factor < 1 else "base_width" if block.base_width < 64 else ""
+        raise Refused(
+            f"{name}: the inner width per group, int({width} * base_width {block.base_width} / 64 * "
+            f"width_factor {block.width_factor}), is 0 channels; raise width, base_width or width_factor",
+            (*field, "block", culprit) if culprit else (*field, "width"),
+        )
+    return per_group * block.groups
+
+
+def se_layers(r: Rules, name: str, shape: Shape, se: SEDesign, field: Path_) -> list[Layer]:
+    c = shape[0]
+    rounding = make_divisible if se.rounding == "nearest" else round_down
+    rd = rounding(c * se.ratio, se.divisor)
+    one = (c, 1, 1)
+    fc1 = conv(r, f"{name}.fc1", one, rd, 1, bias=se.bias, field=field)
+    fc2 = conv(r, f"{name}.fc2", fc1.out_shape, c, 1, bias=se.bias, field=field)
+    return [fc1, act(f"{name}.act", fc1.out_shape, se.act), fc2, act(f"{name}.gate", one, "sigmoid")]
+
+
+def shortcut_layers(
+    r: Rules, name: str, design: BlockDesign, shape: Shape, out: Shape, stride: int, field: Path_
+) -> list[Layer]:
+    """The shortcut's layers where the block changes shape (none where it keeps it)."""
+    sc = design.shortcut
+    assert sc is not None  # residual blocks only
+    project = shape[0] != out[0]
+    if stride == 1 and not project:
+        return []
+    where = (*field, "block", "shortcut", "type")
+    if sc.kind == "identity":
+        raise Refused(
+            f"{name}: an identity shortcut cannot change shape ({shape[0]}->{out[0]} channels, stride {stride}); "
+            "use conv, avgpool or maxpool",
+            where,
+        )
+    layers: list[Layer] = []
+    cur, index, conv_stride = shape, 0, stride
+    if sc.pooled:  # index 0 is the pool slot (Identity when the block keeps its size)
+        if stride > 1:
+            pool = (
+                avg_pool(r, f"{name}.0", cur, stride)
+                if sc.kind == "avgpool"
+                else max_pool(r, f"{name}.0", cur, 1, stride, 0, "neg_inf")
             )
-        layers: list[Layer] = []
-        cur = shape
-        index = 0
-        if kind in ("avgpool", "maxpool"):
-            if stride > 1:
-                layers.append(
-                    self.pool(f"{name}.0", cur, "avg", stride, stride, 0)
-                    if kind == "avgpool"
-                    else self.pool(f"{name}.0", cur, "max", 1, stride, 0, pad_value="neg_inf")
-                )
-                cur = layers[-1].out_shape
-            index = 1  # index 0 is the pool slot (Identity when the block keeps its size)
-            conv_stride = 1
-        else:
-            conv_stride = stride
-        if kind == "conv" or needs_proj:
-            layers.append(self.conv(f"{name}.{index}", cur, out[0], 1, conv_stride, normed=not spec.preact))
-            if not spec.preact:
-                layers.append(self.norm(f"{name}.{index + 1}", layers[-1].out_shape))
-        if layers[-1].out_shape != out:
-            raise self.fail(f"{name}: shortcut gives {layers[-1].out_shape} but the residual branch gives {out}")
+            layers.append(pool)
+            cur = pool.out_shape
+        index, conv_stride = 1, 1
+    if sc.project_on_stride or project:
+        layers.append(conv(r, f"{name}.{index}", cur, out[0], 1, conv_stride, bias=sc.bias, field=where))
+        if sc.norm:
+            layers.append(norm(r, f"{name}.{index + 1}", layers[-1].out_shape))
+    if layers[-1].out_shape != out:
+        raise Refused(f"{name}: shortcut gives {layers[-1].out_shape} but the residual branch gives {out}", where)
+    return layers
+
+
+def block_layers(
+    r: Rules,
+    name: str,
+    design: BlockDesign,
+    shape: Shape,
+    mid: int,
+    out_ch: int,
+    stride: int,
+    rate: float,
+    drop_path: bool,
+    field: Path_,
+) -> Block:
+    """The layers of one block, rendered from its design (the templates render the same design)."""
+    channels = {"in_chs": shape[0], "mid_chs": mid, "out_chs": out_ch}
+    p = f"{name}."
+    layers: list[Layer] = []
+    cur = shape
+    if design.preact:
+        layers += [norm(r, p + "bn1", cur), act(p + "act1", cur, r.act)]
+    for slot in design.convs:
+        last = slot.index == design.last
+        if design.preact and slot.index > 1:
+            layers += [norm(r, f"{p}bn{slot.index}", cur), act(f"{p}act{slot.index}", cur, r.act)]
+        layer = conv(
+            r,
+            f"{p}conv{slot.index}",
+            cur,
+            channels[slot.out_chs],
+            slot.kernel,
+            stride if slot.strided else 1,
+            slot.groups,
+            bias=slot.bias,
+            field=(*field, "block", "groups"),
+        )
+        layers.append(layer)
+        cur = layer.out_shape
+        if not design.preact:
+            layers.append(norm(r, f"{p}bn{slot.index}", cur))
+            if not (last and design.residual):  # a residual block's last act follows the addition
+                layers.append(act(f"{p}act{slot.index}", cur, r.act))
+    if design.residual:
+        if design.se is not None:
+            layers += se_layers(r, p + "se", cur, design.se, (*field, "block", "se"))
+        if drop_path:
+            layers.append(DropPath(name=p + "drop_path", in_shape=cur, out_shape=cur, rate=rate))
+        layers += shortcut_layers(r, p + "downsample", design, shape, cur, stride, field)
+        if not design.preact:
+            layers.append(act(f"{p}act{design.last}", cur, r.act))
+    return Block(name, design, shape, cur, stride, tuple(layers), rate if design.residual else 0.0)
+
+
+def head_layers(spec: Spec, r: Rules, shape: Shape, preact: bool) -> list[Layer]:
+    layers: list[Layer] = []
+    if preact:  # a pre-activation network ends with the norm + act its last block left out
+        layers += [norm(r, "post_bn", shape), act("post_act", shape, r.act)]
+    head = spec.head
+    if not isinstance(head, ClassifierHead):
         return layers
-
-    def se(self, name: str, shape: Shape, se: SESpec) -> list[Layer]:
-        c = shape[0]
-        value = c * se.ratio
-        rd = (
-            make_divisible(value, se.divisor)
-            if se.rounding == "nearest"
-            else max(se.divisor, int(value) // se.divisor * se.divisor)
+    c, k = shape[0], head.classes
+    layers.append(GlobalPool(name="global_pool", in_shape=shape, out_shape=(c,), pool=head.pool))
+    if head.dropout > 0:
+        layers.append(Dropout(name="dropout", in_shape=(c,), out_shape=(c,), rate=head.dropout))
+    layers.append(
+        Linear(
+            name="fc",
+            in_shape=(c,),
+            out_shape=(k,),
+            params=c * k + k,
+            flops=c * k,
+            in_features=c,
+            out_features=k,
         )
-        one = (c, 1, 1)
-        fc1 = self.conv(f"{name}.fc1", one, rd, 1, normed=False, bias=se.bias)
-        fc2 = self.conv(f"{name}.fc2", fc1.out_shape, c, 1, normed=False, bias=se.bias)
-        return [
-            fc1,
-            self.act(f"{name}.act", fc1.out_shape, se.act),
-            fc2,
-            Layer(f"{name}.gate", "act", one, one, dict(fn="sigmoid")),
-        ]
+    )
+    if head.activation == "softmax":
+        layers.append(act("softmax", (k,), "softmax"))
+    return layers
 
-    def head(self, shape: Shape, preact: bool) -> list[Layer]:
-        layers: list[Layer] = []
-        if preact:  # a pre-activation network ends with the norm + act its last block left out
-            layers += [self.norm("post_bn", shape), self.act("post_act", shape)]
-        head = self.spec.head
-        if head.type == "features":
-            return layers
-        c = shape[0]
-        layers.append(Layer("global_pool", "global_pool", shape, (c,), dict(kind=head.pool)))
-        if head.dropout > 0:
-            layers.append(Layer("dropout", "dropout", (c,), (c,), dict(rate=head.dropout)))
-        k = head.classes
-        layers.append(
-            Layer("fc", "linear", (c,), (k,), dict(in_features=c, out_features=k, bias=True), c * k + k, 0, c * k)
+
+# -- the size budget --------------------------------------------------------------------------------------------
+def spend(
+    totals: tuple[int, int], layers: list[Layer] | tuple[Layer, ...], where: str, field: Path_, r: Rules
+) -> tuple[int, int]:
+    """(params, activations) after ``layers``; refused as soon as either passes its limit.
+
+    Checked block by block, so a network far over a limit is refused after building the few blocks
+    that pass it, not all of them.
+    """
+    params = totals[0] + sum(x.params for x in layers)
+    activations = totals[1] + sum(math.prod(x.out_shape) for x in layers)
+    if params > MAX_PARAMS:
+        raise Refused(f"{_figure(params)} parameters up to {where}, over the limit of {MAX_PARAMS:,}", field)
+    if activations > MAX_ACTIVATIONS:
+        raise Refused(
+            f"{_figure(activations)} activation elements for one {r.size} sample up to {where}, over the limit "
+            f"of {MAX_ACTIVATIONS:,} ({MAX_ACTIVATIONS * 4 >> 30} GiB of float32): "
+            "reduce the input size, depths or widths",
+            ("input", "size"),
         )
-        if head.activation == "softmax":
-            layers.append(Layer("softmax", "act", (k,), (k,), dict(fn="softmax")))
-        return layers
+    return params, activations
 
 
 def _figure(n: int) -> str:
@@ -395,6 +460,7 @@ def _figure(n: int) -> str:
     return f"{n:,}" if n < 10**13 else f"{n:.1e}"
 
 
+# -- the walk ---------------------------------------------------------------------------------------------------
 def _input_hw(input_size: object) -> tuple[int, int]:
     """Validate an input size given outside the spec (``--input-size``, ``compile_spec(input_size=)``)."""
     sides = list(input_size) if isinstance(input_size, list | tuple) else [input_size] * 2
@@ -410,37 +476,93 @@ def _input_hw(input_size: object) -> tuple[int, int]:
                 f"expected an integer from 1 to {MAX_INPUT_SIZE}, or (height, width) of them; received {input_size!r}",
             )
         )
-    return sides[0], sides[1]
+    return cast(int, sides[0]), cast(int, sides[1])  # checked above: ints
+
+
+def _locate(refusal: Refused, positions: Positions | None, size_from: str | None) -> SpecError:
+    """The one place a refused field path becomes file, line and field.
+
+    A stage's block is the top-level block merged with the stage's own, so a block field is reported
+    where it was written: in the stage's own block if it wrote it, else at the top-level ``block``.
+    """
+    path = refusal.field
+    if path[:1] == ("stages",) and len(path) > 3 and path[2] == "block":
+        if not (positions and positions.exact(path)):
+            path = ("block", *path[3:])
+    pos = positions.find(path) if positions else None
+    if path == ("input", "size") and size_from:
+        pos = Pos(size_from, None, None)
+    return SpecError(
+        Problem(
+            pos.file if pos else "<spec>",
+            pos.line if pos else None,
+            pos.column if pos else None,
+            dotted(path),
+            refusal.message,
+        )
+    )
+
+
+def _network(spec: Spec, hw: tuple[int, int]) -> Network:
+    r = Rules(NormOptions(spec.norm.eps, spec.norm.momentum), spec.act, spec.conv_bias, hw)
+    shape: Shape = (spec.input.channels, *hw)
+    stem = stem_layers(spec, r, shape)
+    totals = spend((0, 0), stem, "the stem", ("stem",), r)
+    shape = stem[-1].out_shape if stem else shape
+    rates = drop_rates([s.depth for s in spec.stages], spec.drop_path.rate, spec.drop_path.schedule)
+    stages: list[Stage] = []
+    for s, stage_spec in enumerate(spec.stages):
+        block_spec = spec.stage_block(s)
+        field: Path_ = ("stages", s)
+        design = block_design(block_spec, r, spec.init.zero_init_last)
+        stride = stage_spec.stride if stage_spec.stride is not None else (1 if s == 0 else 2)
+        width = scaled_width(stage_spec.width, spec.width_multiplier)
+        name = f"layer{s + 1}"
+        mid = mid_channels(block_spec, width, f"{name}.0", field)
+        out_ch = width if isinstance(block_spec, PlainBlock) else width * block_spec.expansion
+        strided = stage_spec.depth - 1 if design.stride_last else 0
+        stage_in, blocks = shape, []
+        for i in range(stage_spec.depth):
+            block = block_layers(
+                r,
+                f"{name}.{i}",
+                design,
+                shape,
+                mid,
+                out_ch,
+                stride if i == strided else 1,
+                rates[s][i],
+                spec.drop_path.rate > 0,
+                field,
+            )
+            totals = spend(totals, block.layers, block.name, field, r)
+            blocks.append(block)
+            shape = block.out_shape
+        stages.append(Stage(name, design, tuple(blocks), stage_in, shape, mid, stride))
+    head = head_layers(spec, r, shape, stages[-1].design.preact)
+    spend(totals, head, "the head", ("head",), r)
+    head_spec = spec.head
+    return Network(
+        name=spec.name,
+        input_shape=(spec.input.channels, *hw),
+        stem=tuple(stem),
+        stages=tuple(stages),
+        head=tuple(head),
+        act=spec.act,
+        norm=r.norm,
+        drop_path=DropPathOptions(spec.drop_path.rate, spec.drop_path.schedule),
+        init=InitOptions(spec.init.conv, spec.init.mode, spec.init.zero_init_last),
+        classes=head_spec.classes if isinstance(head_spec, ClassifierHead) else None,
+        digest=spec_digest(spec),
+        description=spec.description,
+        resolved=spec.model_dump(mode="json"),
+    )
 
 
 def resolve(spec: Spec, positions: Positions | None = None, input_size: int | tuple[int, int] | None = None) -> Network:
     """Compile a validated spec into the IR. Raises SpecError for impossible networks."""
-    h, w = spec.input.hw if input_size is None else _input_hw(input_size)
-    b = _Builder(spec, positions, (h, w), None if input_size is None else f"--input-size {input_size}")
-    shape: Shape = (spec.input.channels, h, w)
-    stem = b.stem(shape)
-    b.count(stem, "the stem", ("stem",))
-    stages = b.stages(stem[-1].out_shape if stem else shape)
-    last = stages[-1]
-    preact = bool(last.blocks[-1].preact)
-    head = b.head(last.out_shape, preact)
-    b.count(head, "the head", ("head",))
-    net = Network(
-        name=spec.name,
-        input_shape=shape,
-        stem=tuple(stem),
-        stages=tuple(stages),
-        head=tuple(head),
-        init=spec.init.model_dump(),
-        digest=spec_digest(spec),
-        options=dict(
-            act=spec.act,
-            norm=spec.norm.model_dump(),
-            conv_bias=spec.conv_bias,
-            drop_path=spec.drop_path.model_dump(),
-            head=spec.head.model_dump(),
-        ),
-        description=spec.description,
-        resolved=spec.model_dump(mode="json"),
-    )
-    return net
+    hw = spec.input.hw if input_size is None else _input_hw(input_size)
+    try:
+        return _network(spec, hw)
+    except Refused as refusal:
+        raise _locate(refusal, positions, None if input_size is None else f"--input-size {input_size}") from None

@@ -118,7 +118,7 @@ class InputSpec(StrictModel):
 
     @property
     def hw(self) -> tuple[int, int]:
-        return (self.size, self.size) if isinstance(self.size, int) else tuple(self.size)
+        return (self.size, self.size) if isinstance(self.size, int) else (self.size[0], self.size[1])
 
 
 class NormSpec(StrictModel):

@@ -143,8 +143,9 @@ def _check_events(text: str, display: str) -> None:
                 raise _fail(
                     display, event.start_mark, "YAML anchors and aliases are not allowed; use 'extends'", field_path()
                 )
-            if getattr(event, "tag", None) is not None:
-                raise _fail(display, event.start_mark, f"YAML tags are not allowed (found '{event.tag}')", field_path())
+            tag = getattr(event, "tag", None)
+            if tag is not None:
+                raise _fail(display, event.start_mark, f"YAML tags are not allowed (found '{tag}')", field_path())
         if isinstance(event, yaml.CollectionStartEvent):
             if len(frames) >= MAX_DEPTH:
                 raise _fail(display, event.start_mark, f"nesting deeper than {MAX_DEPTH} levels", field_path())
@@ -243,7 +244,7 @@ def _build(node: yaml.Node, path: Path_, display: str, positions: dict[Path_, Po
     except yaml.YAMLError as exc:
         message = exc.problem if isinstance(exc, yaml.MarkedYAMLError) and exc.problem else str(exc)
         raise _fail(display, node.start_mark, f"bad value: {message}", ".".join(map(str, path))) from None
-    if node.style is None and isinstance(value, str) and _EXPONENT.fullmatch(value):
+    if getattr(node, "style", None) is None and isinstance(value, str) and _EXPONENT.fullmatch(value):
         return float(value)  # a plain 1e-5 is a number, as YAML 1.2 reads it
     return value
 

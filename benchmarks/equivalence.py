@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import torch  # noqa: E402
-from conftest import SPEC_NAMES  # noqa: E402  (imports torch and torchvision before tensorflow: see there)
+import torchvision  # noqa: E402, F401  (before tensorflow: tests/conftest.py says why)
+from helpers import SPEC_NAMES  # noqa: E402
 from test_keras import GAMMA, SIZE, comparison  # noqa: E402
 
 

@@ -14,7 +14,10 @@ PyTorch; batch-norm momentum is Keras' (1 - PyTorch's).
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 import keras
 from keras import layers
@@ -47,34 +50,59 @@ def conv(
 
 def plain_block(x, in_chs: int, out_chs: int, stride: int, name: str):
     """3x3 conv, norm, activation; no shortcut."""
-    x = conv(x, out_chs, 3, stride, 1, False, f"{name}_conv1")
+    x = conv(x, filters=out_chs, kernel=3, stride=stride, bias=False, name=f"{name}_conv1")
     x = norm(f"{name}_bn1")(x)
     return act(f"{name}_act1")(x)
 
 
-# One row per stage: name, block, depth, in_chs, out_chs, stride.
+class StageRow(NamedTuple):
+    """One row of the stage table: ``depth`` blocks of class ``block``, the first strided."""
+
+    name: str
+    block: Callable[..., keras.KerasTensor]
+    depth: int
+    in_chs: int
+    out_chs: int
+    stride: int
+
+
 STAGES = (
-    ("layer1", plain_block, 1, 3, 16, 2),
-    ("layer2", plain_block, 1, 16, 32, 2),
-    ("layer3", plain_block, 1, 32, 64, 2),
-    ("layer4", plain_block, 1, 64, 128, 2),
-    ("layer5", plain_block, 1, 128, 256, 2),
+    StageRow("layer1", plain_block, depth=1, in_chs=3, out_chs=16, stride=2),
+    StageRow("layer2", plain_block, depth=1, in_chs=16, out_chs=32, stride=2),
+    StageRow("layer3", plain_block, depth=1, in_chs=32, out_chs=64, stride=2),
+    StageRow("layer4", plain_block, depth=1, in_chs=64, out_chs=128, stride=2),
+    StageRow("layer5", plain_block, depth=1, in_chs=128, out_chs=256, stride=2),
 )
 
 
+@contextlib.contextmanager
+def deep_graph(limit: int = 50_000) -> Iterator[None]:
+    """Room for Keras to walk a deep layer graph (it recurses when it builds a functional
+    model), for that call only: Python's default recursion depth is too small for it."""
+    saved = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(saved, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(saved)
+
+
 def build_model(num_classes: int = 10, input_shape: tuple = (None, None, 3)) -> keras.Model:
-    """The imagenette_cnn network (channels-last input)."""
+    """The imagenette_cnn network (channels-last input).
+
+    The stem, the blocks of every row of ``STAGES``, and the head.
+    """
     inputs = keras.Input(shape=input_shape, name="input")
     x = inputs
-    for name, block, depth, in_chs, out_chs, stride in STAGES:
-        for i in range(depth):
+    for stage in STAGES:
+        for i in range(stage.depth):
             strided = i == 0
-            chs = in_chs if i == 0 else out_chs
-            s = stride if strided else 1
-            x = block(x, chs, out_chs, s, f"{name}_{i}")
-        x = layers.Identity(name=name)(x)
+            chs = stage.in_chs if i == 0 else stage.out_chs
+            stride = stage.stride if strided else 1
+            name = f"{stage.name}_{i}"
+            x = stage.block(x, in_chs=chs, out_chs=stage.out_chs, stride=stride, name=name)
+        x = layers.Identity(name=stage.name)(x)
     x = layers.GlobalAveragePooling2D(name="global_pool")(x)
     x = layers.Dense(num_classes, name="fc")(x)
-    # Keras walks the layer graph recursively: deep networks need more than Python's default depth.
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 50_000))
-    return keras.Model(inputs, x, name="imagenette_cnn")
+    with deep_graph():
+        return keras.Model(inputs, x, name="imagenette_cnn")

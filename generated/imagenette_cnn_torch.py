@@ -12,6 +12,8 @@ checkpoints load with ``load_state_dict(strict=True)``.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
@@ -37,26 +39,42 @@ class PlainBlock(nn.Module):
         return self.act1(self.bn1(self.conv1(x)))
 
 
-# One row per stage: name, block, depth, in_chs, out_chs, stride.
+class StageRow(NamedTuple):
+    """One row of the stage table: ``depth`` blocks of class ``block``, the first strided."""
+
+    name: str
+    block: type[nn.Module]
+    depth: int
+    in_chs: int
+    out_chs: int
+    stride: int
+
+
 STAGES = (
-    ("layer1", PlainBlock, 1, 3, 16, 2),
-    ("layer2", PlainBlock, 1, 16, 32, 2),
-    ("layer3", PlainBlock, 1, 32, 64, 2),
-    ("layer4", PlainBlock, 1, 64, 128, 2),
-    ("layer5", PlainBlock, 1, 128, 256, 2),
+    StageRow("layer1", PlainBlock, depth=1, in_chs=3, out_chs=16, stride=2),
+    StageRow("layer2", PlainBlock, depth=1, in_chs=16, out_chs=32, stride=2),
+    StageRow("layer3", PlainBlock, depth=1, in_chs=32, out_chs=64, stride=2),
+    StageRow("layer4", PlainBlock, depth=1, in_chs=64, out_chs=128, stride=2),
+    StageRow("layer5", PlainBlock, depth=1, in_chs=128, out_chs=256, stride=2),
 )
 
 
 class ResNet(nn.Module):
+    """The imagenette_cnn network.
+
+    The stem, one ``nn.Sequential`` of blocks per row of ``STAGES``, and the head.
+    """
+
     def __init__(self, num_classes: int = 10) -> None:
         super().__init__()
-        for name, block, depth, in_chs, out_chs, stride in STAGES:
+        for stage in STAGES:
             blocks = []
-            for i in range(depth):
+            for i in range(stage.depth):
                 strided = i == 0
-                chs = in_chs if i == 0 else out_chs
-                blocks.append(block(chs, out_chs, stride if strided else 1))
-            self.add_module(name, nn.Sequential(*blocks))
+                chs = stage.in_chs if i == 0 else stage.out_chs
+                stride = stage.stride if strided else 1
+                blocks.append(stage.block(chs, stage.out_chs, stride))
+            self.add_module(stage.name, nn.Sequential(*blocks))
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(256, num_classes)
         self.init_weights()

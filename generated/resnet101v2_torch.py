@@ -11,6 +11,8 @@ checkpoints load with ``load_state_dict(strict=True)``.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
@@ -77,35 +79,89 @@ class PreActBottleneck(nn.Module):
         return self.drop_path(out) + shortcut
 
 
-# One row per stage: name, block, depth, in_chs, mid_chs, out_chs, stride, stride_last.
-# (stride_last: the stride sits on the stage's last block rather than on its first.)
+class StageRow(NamedTuple):
+    """One row of the stage table: ``depth`` blocks of class ``block``; the first takes the
+    stride, or the last where ``stride_last``."""
+
+    name: str
+    block: type[nn.Module]
+    depth: int
+    in_chs: int
+    mid_chs: int
+    out_chs: int
+    stride: int
+    stride_last: bool
+
+
 STAGES = (
-    ("layer1", PreActBottleneck, 3, 64, 64, 256, 2, True),
-    ("layer2", PreActBottleneck, 4, 256, 128, 512, 2, True),
-    ("layer3", PreActBottleneck, 23, 512, 256, 1024, 2, True),
-    ("layer4", PreActBottleneck, 3, 1024, 512, 2048, 1, True),
+    StageRow(
+        "layer1",
+        PreActBottleneck,
+        depth=3,
+        in_chs=64,
+        mid_chs=64,
+        out_chs=256,
+        stride=2,
+        stride_last=True,
+    ),
+    StageRow(
+        "layer2",
+        PreActBottleneck,
+        depth=4,
+        in_chs=256,
+        mid_chs=128,
+        out_chs=512,
+        stride=2,
+        stride_last=True,
+    ),
+    StageRow(
+        "layer3",
+        PreActBottleneck,
+        depth=23,
+        in_chs=512,
+        mid_chs=256,
+        out_chs=1024,
+        stride=2,
+        stride_last=True,
+    ),
+    StageRow(
+        "layer4",
+        PreActBottleneck,
+        depth=3,
+        in_chs=1024,
+        mid_chs=512,
+        out_chs=2048,
+        stride=1,
+        stride_last=True,
+    ),
 )
 
 
 def drop_path_rates(rate: float) -> list[float]:
     """Stochastic-depth rate of every block, in order (linear schedule)."""
-    total = sum(row[2] for row in STAGES)
+    total = sum(stage.depth for stage in STAGES)
     return [rate * i / (total - 1) if total > 1 else rate for i in range(total)]
 
 
 class ResNet(nn.Module):
+    """The resnet101v2 network.
+
+    The stem, one ``nn.Sequential`` of blocks per row of ``STAGES``, and the head.
+    """
+
     def __init__(self, num_classes: int = 1000, drop_path_rate: float = 0.0) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=True)
         self.maxpool = nn.Sequential(nn.ZeroPad2d(1), nn.MaxPool2d(3, 2))
         rates = iter(drop_path_rates(drop_path_rate))
-        for name, block, depth, in_chs, mid_chs, out_chs, stride, stride_last in STAGES:
+        for stage in STAGES:
             blocks = []
-            for i in range(depth):
-                strided = i == (depth - 1 if stride_last else 0)
-                chs = in_chs if i == 0 else out_chs
-                blocks.append(block(chs, mid_chs, out_chs, stride if strided else 1, next(rates)))
-            self.add_module(name, nn.Sequential(*blocks))
+            for i in range(stage.depth):
+                strided = i == (stage.depth - 1 if stage.stride_last else 0)
+                chs = stage.in_chs if i == 0 else stage.out_chs
+                stride = stage.stride if strided else 1
+                blocks.append(stage.block(chs, stage.mid_chs, stage.out_chs, stride, next(rates)))
+            self.add_module(stage.name, nn.Sequential(*blocks))
         self.post_bn = norm(2048)
         self.post_act = act()
         self.global_pool = nn.AdaptiveAvgPool2d(1)

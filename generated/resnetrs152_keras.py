@@ -13,7 +13,10 @@ PyTorch; batch-norm momentum is Keras' (1 - PyTorch's).
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 import keras
 from keras import layers
@@ -64,15 +67,19 @@ def bottleneck(
 ):
     """1x1 reduce, 3x3, 1x1 expand; the stride on the 3x3; squeeze-excitation on the branch."""
     out = x
-    out = conv(out, mid_chs, 1, 1, 1, False, f"{name}_conv1")
+    out = conv(out, filters=mid_chs, kernel=1, stride=1, groups=1, bias=False, name=f"{name}_conv1")
     out = norm(f"{name}_bn1")(out)
     out = act(f"{name}_act1")(out)
-    out = conv(out, mid_chs, 3, stride, 1, False, f"{name}_conv2")
+    out = conv(
+        out, filters=mid_chs, kernel=3, stride=stride, groups=1, bias=False, name=f"{name}_conv2"
+    )
     out = norm(f"{name}_bn2")(out)
     out = act(f"{name}_act2")(out)
-    out = conv(out, out_chs, 1, 1, 1, False, f"{name}_conv3")
+    out = conv(out, filters=out_chs, kernel=1, stride=1, groups=1, bias=False, name=f"{name}_conv3")
     out = norm(f"{name}_bn3")(out)
-    out = squeeze_excite(out, out_chs, make_divisible(out_chs * 0.25, 8), f"{name}_se")
+    out = squeeze_excite(
+        out, channels=out_chs, rd_channels=make_divisible(out_chs * 0.25, 8), name=f"{name}_se"
+    )
     out = layers.Dropout(drop_path, noise_shape=(None, 1, 1, 1), name=f"{name}_drop_path")(out)
     project = in_chs != out_chs
     shortcut = x
@@ -88,51 +95,85 @@ def bottleneck(
     return act(f"{name}_act3")(out)
 
 
-# One row per stage: name, block, depth, in_chs, mid_chs, out_chs, stride.
+class StageRow(NamedTuple):
+    """One row of the stage table: ``depth`` blocks of class ``block``, the first strided."""
+
+    name: str
+    block: Callable[..., keras.KerasTensor]
+    depth: int
+    in_chs: int
+    mid_chs: int
+    out_chs: int
+    stride: int
+
+
 STAGES = (
-    ("layer1", bottleneck, 3, 64, 64, 256, 1),
-    ("layer2", bottleneck, 8, 256, 128, 512, 2),
-    ("layer3", bottleneck, 36, 512, 256, 1024, 2),
-    ("layer4", bottleneck, 3, 1024, 512, 2048, 2),
+    StageRow("layer1", bottleneck, depth=3, in_chs=64, mid_chs=64, out_chs=256, stride=1),
+    StageRow("layer2", bottleneck, depth=8, in_chs=256, mid_chs=128, out_chs=512, stride=2),
+    StageRow("layer3", bottleneck, depth=36, in_chs=512, mid_chs=256, out_chs=1024, stride=2),
+    StageRow("layer4", bottleneck, depth=3, in_chs=1024, mid_chs=512, out_chs=2048, stride=2),
 )
 
 
 def drop_path_rates(rate: float) -> list[float]:
     """Stochastic-depth rate of every block, in order (linear schedule)."""
-    total = sum(row[2] for row in STAGES)
+    total = sum(stage.depth for stage in STAGES)
     return [rate * i / (total - 1) if total > 1 else rate for i in range(total)]
+
+
+@contextlib.contextmanager
+def deep_graph(limit: int = 50_000) -> Iterator[None]:
+    """Room for Keras to walk a deep layer graph (it recurses when it builds a functional
+    model), for that call only: Python's default recursion depth is too small for it."""
+    saved = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(saved, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(saved)
 
 
 def build_model(
     num_classes: int = 1000, drop_path_rate: float = 0.0, input_shape: tuple = (None, None, 3)
 ) -> keras.Model:
-    """The resnetrs152 network (channels-last input)."""
+    """The resnetrs152 network (channels-last input).
+
+    The stem, the blocks of every row of ``STAGES``, and the head.
+    """
     inputs = keras.Input(shape=input_shape, name="input")
     x = inputs
-    x = conv(x, 32, 3, 2, 1, False, "conv1_0")
+    x = conv(x, filters=32, kernel=3, stride=2, groups=1, bias=False, name="conv1_0")
     x = norm("conv1_1")(x)
     x = act("conv1_2")(x)
-    x = conv(x, 32, 3, 1, 1, False, "conv1_3")
+    x = conv(x, filters=32, kernel=3, stride=1, groups=1, bias=False, name="conv1_3")
     x = norm("conv1_4")(x)
     x = act("conv1_5")(x)
-    x = conv(x, 64, 3, 1, 1, False, "conv1_6")
+    x = conv(x, filters=64, kernel=3, stride=1, groups=1, bias=False, name="conv1_6")
     x = norm("bn1")(x)
     x = act("act1")(x)
-    x = conv(x, 64, 3, 2, 1, False, "maxpool_0")
+    x = conv(x, filters=64, kernel=3, stride=2, groups=1, bias=False, name="maxpool_0")
     x = norm("maxpool_1")(x)
     x = act("maxpool_2")(x)
     x = layers.Identity(name="stem")(x)
     rates = iter(drop_path_rates(drop_path_rate))
-    for name, block, depth, in_chs, mid_chs, out_chs, stride in STAGES:
-        for i in range(depth):
+    for stage in STAGES:
+        for i in range(stage.depth):
             strided = i == 0
-            chs = in_chs if i == 0 else out_chs
-            s = stride if strided else 1
-            x = block(x, chs, mid_chs, out_chs, s, next(rates), f"{name}_{i}")
-        x = layers.Identity(name=name)(x)
+            chs = stage.in_chs if i == 0 else stage.out_chs
+            stride = stage.stride if strided else 1
+            name = f"{stage.name}_{i}"
+            x = stage.block(
+                x,
+                in_chs=chs,
+                mid_chs=stage.mid_chs,
+                out_chs=stage.out_chs,
+                stride=stride,
+                drop_path=next(rates),
+                name=name,
+            )
+        x = layers.Identity(name=stage.name)(x)
     x = layers.GlobalAveragePooling2D(name="global_pool")(x)
     x = layers.Dropout(0.25, name="dropout")(x)
     x = layers.Dense(num_classes, name="fc")(x)
-    # Keras walks the layer graph recursively: deep networks need more than Python's default depth.
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 50_000))
-    return keras.Model(inputs, x, name="resnetrs152")
+    with deep_graph():
+        return keras.Model(inputs, x, name="resnetrs152")

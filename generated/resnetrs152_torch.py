@@ -11,6 +11,8 @@ checkpoints load with ``load_state_dict(strict=True)``.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
@@ -92,7 +94,6 @@ class Bottleneck(nn.Module):
                 layers.append(nn.Conv2d(in_chs, out_chs, 1, bias=False))
                 layers.append(norm(out_chs))
             self.downsample = nn.Sequential(*layers)
-
         self.act3 = act()
 
     def zero_init_last(self) -> None:
@@ -106,22 +107,38 @@ class Bottleneck(nn.Module):
         return self.act3(self.drop_path(out) + self.downsample(x))
 
 
-# One row per stage: name, block, depth, in_chs, mid_chs, out_chs, stride.
+class StageRow(NamedTuple):
+    """One row of the stage table: ``depth`` blocks of class ``block``, the first strided."""
+
+    name: str
+    block: type[nn.Module]
+    depth: int
+    in_chs: int
+    mid_chs: int
+    out_chs: int
+    stride: int
+
+
 STAGES = (
-    ("layer1", Bottleneck, 3, 64, 64, 256, 1),
-    ("layer2", Bottleneck, 8, 256, 128, 512, 2),
-    ("layer3", Bottleneck, 36, 512, 256, 1024, 2),
-    ("layer4", Bottleneck, 3, 1024, 512, 2048, 2),
+    StageRow("layer1", Bottleneck, depth=3, in_chs=64, mid_chs=64, out_chs=256, stride=1),
+    StageRow("layer2", Bottleneck, depth=8, in_chs=256, mid_chs=128, out_chs=512, stride=2),
+    StageRow("layer3", Bottleneck, depth=36, in_chs=512, mid_chs=256, out_chs=1024, stride=2),
+    StageRow("layer4", Bottleneck, depth=3, in_chs=1024, mid_chs=512, out_chs=2048, stride=2),
 )
 
 
 def drop_path_rates(rate: float) -> list[float]:
     """Stochastic-depth rate of every block, in order (linear schedule)."""
-    total = sum(row[2] for row in STAGES)
+    total = sum(stage.depth for stage in STAGES)
     return [rate * i / (total - 1) if total > 1 else rate for i in range(total)]
 
 
 class ResNet(nn.Module):
+    """The resnetrs152 network.
+
+    The stem, one ``nn.Sequential`` of blocks per row of ``STAGES``, and the head.
+    """
+
     def __init__(self, num_classes: int = 1000, drop_path_rate: float = 0.0) -> None:
         super().__init__()
         self.conv1 = nn.Sequential(
@@ -141,13 +158,14 @@ class ResNet(nn.Module):
             act(),
         )
         rates = iter(drop_path_rates(drop_path_rate))
-        for name, block, depth, in_chs, mid_chs, out_chs, stride in STAGES:
+        for stage in STAGES:
             blocks = []
-            for i in range(depth):
+            for i in range(stage.depth):
                 strided = i == 0
-                chs = in_chs if i == 0 else out_chs
-                blocks.append(block(chs, mid_chs, out_chs, stride if strided else 1, next(rates)))
-            self.add_module(name, nn.Sequential(*blocks))
+                chs = stage.in_chs if i == 0 else stage.out_chs
+                stride = stage.stride if strided else 1
+                blocks.append(stage.block(chs, stage.mid_chs, stage.out_chs, stride, next(rates)))
+            self.add_module(stage.name, nn.Sequential(*blocks))
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(0.25)
         self.fc = nn.Linear(2048, num_classes)

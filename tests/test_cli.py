@@ -8,17 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
-from conftest import ROOT, SPEC_FILES, SPEC_NAMES, spec_path
+from helpers import ROOT, SPEC_FILES, SPEC_NAMES, invoke, spec_path
 
-from archgen.cli import main
-
-
-def invoke(args: list[str], code: int = 0) -> Result:
-    """Run the CLI, assert its exit code, and show the output when it differs."""
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, f"exit {result.exit_code}\n{result.output}\n{result.exception!r}"
-    return result
+pytestmark = [pytest.mark.torch, pytest.mark.keras]
 
 
 def test_build_prints_the_summary_and_checks() -> None:
@@ -173,10 +165,10 @@ def test_transfer_between_different_specs_names_what_differs() -> None:
 
 def test_readme_compare_models_example_runs() -> None:
     import numpy as np
+    from archgen.backends.keras import BACKEND as KERAS
 
     import archgen
     from archgen.compare import compare_models
-    from backends.keras import BACKEND as KERAS
 
     _, network = archgen.compile_spec(spec_path("resnet18"), input_size=32)
     torch_model = archgen.build(spec_path("resnet18"), input_size=32)

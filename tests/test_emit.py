@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, SPEC_NAMES, randomize_, spec_path
-from test_cli import invoke
+from archgen.backends.torch import BACKEND
+from archgen.backends.torch.randomize import randomize_
+from helpers import ROOT, SPEC_NAMES, invoke, spec_path
 
 import archgen
 from archgen.emit import emit
-from backends.torch import BACKEND
+
+pytestmark = [pytest.mark.torch, pytest.mark.keras, pytest.mark.slow]
 
 GENERATED = ROOT / "generated"
 

@@ -23,7 +23,10 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import SPEC_DIR, SPEC_FILES, randomize_  # first: torch and torchvision before tensorflow
+from archgen.backends.keras import BACKEND as KERAS
+from archgen.backends.torch import BACKEND as TORCH
+from archgen.backends.torch.randomize import randomize_
+from helpers import SPEC_DIR, SPEC_FILES
 from hypothesis import HealthCheck, event, given, reject, settings
 from hypothesis import strategies as st
 from spec_strategies import DrawnSpec, Mutant, mutants, valid_specs
@@ -32,9 +35,9 @@ import archgen
 from archgen import SpecError
 from archgen.cli import main
 from archgen.emit import emit, render
-from archgen.ir import Network
-from backends.keras import BACKEND as KERAS
-from backends.torch import BACKEND as TORCH
+from archgen.ir import Conv, Network
+
+pytestmark = [pytest.mark.torch, pytest.mark.keras, pytest.mark.fuzz, pytest.mark.slow]
 
 # -- profiles -----------------------------------------------------------------------------------
 
@@ -302,7 +305,7 @@ SMALL_FLOPS = 50_000_000
 
 
 def has_empty_conv(network: Network) -> bool:
-    return any(x.op == "conv" and 0 in (x.attrs["out_ch"], x.attrs["in_ch"]) for x in network.layers())
+    return any(isinstance(x, Conv) and 0 in (x.out_ch, x.in_ch) for x in network.layers())
 
 
 @fuzz_settings("damage")

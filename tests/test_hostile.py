@@ -28,12 +28,10 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
-from conftest import ROOT
+from helpers import ROOT, invoke
 
 import archgen
 from archgen import yamlsource
-from archgen.cli import main
 
 HOSTILE = ROOT / "tests" / "hostile"
 MANIFEST: list[dict[str, Any]] = yaml.safe_load((HOSTILE / "expected.yaml").read_text(encoding="utf-8"))["cases"]
@@ -237,10 +235,6 @@ def check_error_line(line: str, case: dict[str, Any], spec: Path) -> None:
     assert case["message"] in rest, f"{case['message']!r} not in {line!r}"
 
 
-def invoke(args: list[str]) -> Result:
-    return CliRunner(catch_exceptions=False).invoke(main, args)
-
-
 def cli_args(command: str, case: dict[str, Any], spec: Path) -> list[str]:
     args = [command, str(spec)]
     for override in case.get("set", []):
@@ -326,8 +320,7 @@ def test_cli_exits_2_naming_file_line_field_and_writes_nothing(
         args += ["-o", str(target)]
     corpus_before, generated_before = tree(HOSTILE), tree(generated)
     with hostile_environment(case, generated, monkeypatch):
-        result = invoke(args)
-    assert result.exit_code == 2, f"exit {result.exit_code}\n{result.output}"
+        result = invoke(args, code=2, catch_exceptions=False)
     assert "Traceback" not in result.output
     assert result.stdout == "", "nothing but the error is printed"
     check_error_line(first_error(result.stderr), case, spec)
@@ -401,8 +394,7 @@ def test_hostile_file_name_and_description_stay_inert_in_emitted_source(
     spec.write_text(f"name: evil_path\nblock: basic\nstages: 18\ndescription: {yaml.safe_dump(description)}")
     out = tmp_path / "model.py"
     monkeypatch.chdir(tmp_path)
-    result = invoke(["emit", hostile_name, "-o", str(out), "--specs", str(ROOT / "specs")])
-    assert result.exit_code == 0, result.output
+    invoke(["emit", hostile_name, "-o", str(out), "--specs", str(ROOT / "specs")], catch_exceptions=False)
     source = out.read_text(encoding="utf-8")
     tree_ = ast.parse(source)
     names = {n.id for n in ast.walk(tree_) if isinstance(n, ast.Name)}

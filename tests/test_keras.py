@@ -10,12 +10,14 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, SPEC_NAMES, spec_path
+from archgen.backends.keras import BACKEND as KERAS
+from archgen.backends.torch import BACKEND as TORCH
+from helpers import ROOT, SPEC_NAMES, spec_path
 
 import archgen
 from archgen.compare import Comparison, compare, compare_models
-from backends.keras import BACKEND as KERAS
-from backends.torch import BACKEND as TORCH
+
+pytestmark = [pytest.mark.torch, pytest.mark.keras, pytest.mark.slow]
 
 # 40 px makes the late stages odd-sized (20 -> 10 -> 5 -> 3 -> 2): padding, pooling and
 # ceil-mode shortcuts must then agree exactly, not only on even sizes.

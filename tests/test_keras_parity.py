@@ -21,12 +21,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import spec_path  # first: it imports torch/torchvision, which must precede tensorflow
+from archgen.backends.keras import BACKEND as KERAS
+from archgen.backends.keras.emit import keras_name
+from helpers import spec_path
 
 import archgen
-from archgen.ir import Layer, Network
-from backends.keras import BACKEND as KERAS
-from backends.keras.emit import keras_name
+from archgen.ir import Conv, Layer, Linear, Network, Norm
+
+pytestmark = [pytest.mark.keras, pytest.mark.slow]
 
 # 40 px gives even and odd sizes (stage outputs 10, 5, 3, 2 for V1 and RS, 5, 3, 2, 2 for V2),
 # so padding, strided 1x1 convs/pools and TF's "same" average pool are checked on both.
@@ -265,25 +267,25 @@ def _randomize(model: Any, seed: int, dtype: str) -> None:
 
 def _keras_shapes(layer: Layer) -> list[tuple[tuple[int, ...], str]]:
     """(shape, variable kind) of each Keras weight of an IR layer, in Keras' order."""
-    a = layer.attrs
-    if layer.op == "conv":
-        kernel = (a["kernel"], a["kernel"], a["in_ch"] // a["groups"], a["out_ch"])
-        return [(kernel, "kernel")] + ([((a["out_ch"],), "bias")] if a["bias"] else [])
-    if layer.op == "linear":
-        out = (a["in_features"], a["out_features"])
-        return [(out, "kernel")] + ([((a["out_features"],), "bias")] if a["bias"] else [])
-    if layer.op == "norm":
-        return [((a["channels"],), k) for k in ("gamma", "beta", "moving_mean", "moving_variance")]
-    raise AssertionError(f"{layer.name}: no Keras weights for IR op {layer.op!r}")
+    match layer:
+        case Conv():
+            kernel = (layer.kernel, layer.kernel, layer.in_ch // layer.groups, layer.out_ch)
+            return [(kernel, "kernel")] + ([((layer.out_ch,), "bias")] if layer.bias else [])
+        case Linear():
+            out = (layer.in_features, layer.out_features)
+            return [(out, "kernel")] + ([((layer.out_features,), "bias")] if layer.bias else [])
+        case Norm():
+            return [((layer.channels,), k) for k in ("gamma", "beta", "moving_mean", "moving_variance")]
+    raise AssertionError(f"{layer.name}: no Keras weights for IR {layer.kind} layers")
 
 
-_KERAS_CLASS = {"conv": "Conv2D", "linear": "Dense", "norm": "BatchNormalization"}
+_KERAS_CLASS = {Conv: "Conv2D", Linear: "Dense", Norm: "BatchNormalization"}
 
 
 def _mapping(reference: Any, network: Network, family: Family) -> dict[str, str]:
     """Reference layer name -> IR name for every weighted layer, each used once on both sides, each pair
     of the same Keras class, variable kinds and shapes, and the same kernel, stride, groups and epsilon."""
-    weighted = {x.name: x for x in network.layers() if x.params or x.stats}
+    weighted = {x.name: x for x in network.layers() if x.weighted}
     mapping: dict[str, str] = {}
     for layer in reference.layers:
         if not layer.weights:
@@ -292,18 +294,18 @@ def _mapping(reference: Any, network: Network, family: Family) -> dict[str, str]
         assert name in weighted, f"{layer.name} -> {name}: not a weighted archgen layer"
         assert name not in mapping.values(), f"{layer.name} -> {name}: already taken"
         ir = weighted[name]
-        assert _kind(layer) == _KERAS_CLASS[ir.op], (layer.name, name, _kind(layer), ir.op)
+        assert _kind(layer) == _KERAS_CLASS[type(ir)], (layer.name, name, _kind(layer), ir.kind)
         theirs = [(tuple(int(d) for d in v.shape), _var_kind(v)) for v in layer.weights]
         assert theirs == _keras_shapes(ir), (layer.name, name, theirs, _keras_shapes(ir))
         config = layer.get_config()
-        if ir.op == "conv":
-            assert tuple(config["kernel_size"]) == (ir.attrs["kernel"],) * 2, (layer.name, name)
-            assert tuple(config["strides"]) == (ir.attrs["stride"],) * 2, (layer.name, name)
-            assert config.get("groups", 1) == ir.attrs["groups"], (layer.name, name)
-        elif ir.op == "norm":
-            assert config["epsilon"] == pytest.approx(ir.attrs["eps"], rel=1e-9), (layer.name, name)
+        if isinstance(ir, Conv):
+            assert tuple(config["kernel_size"]) == (ir.kernel,) * 2, (layer.name, name)
+            assert tuple(config["strides"]) == (ir.stride,) * 2, (layer.name, name)
+            assert config.get("groups", 1) == ir.groups, (layer.name, name)
+        elif isinstance(ir, Norm):
+            assert config["epsilon"] == pytest.approx(ir.eps, rel=1e-9), (layer.name, name)
             if family.same_momentum:  # PyTorch's convention in the IR, Keras' is 1 - it
-                assert config["momentum"] == pytest.approx(1 - ir.attrs["momentum"], rel=1e-9), (layer.name, name)
+                assert config["momentum"] == pytest.approx(1 - ir.momentum, rel=1e-9), (layer.name, name)
         mapping[layer.name] = name
     missing = [name for name in weighted if name not in mapping.values()]
     assert not missing, f"archgen layers with no reference layer: {missing[:5]}"
@@ -484,7 +486,7 @@ def test_resnet_rs_stages_match_tf_keras_table(depth: int) -> None:
     from tf_keras.src.applications.resnet_rs import BLOCK_ARGS
 
     _, network = archgen.compile_spec(spec_path(f"resnetrs{depth}"), input_size=SIZE)
-    width = {x.name: x.attrs.get("out_ch") for x in network.layers()}
+    width = {x.name: x.out_ch for x in network.layers() if isinstance(x, Conv)}
     ours = [(width[f"{s.name}.0.conv1"], len(s.blocks), s.blocks[0].stride) for s in network.stages]
     theirs = [(a["input_filters"], a["num_repeats"], 1 if i == 0 else 2) for i, a in enumerate(BLOCK_ARGS[depth])]
     assert ours == theirs

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import spec_path
+from archgen.backends.torch import BACKEND
+from helpers import spec_path
 
 import archgen
-from backends.torch import BACKEND
+from archgen.ir import Conv
+
+pytestmark = [pytest.mark.torch]
 
 VARIANTS = {
     "features_head": ("resnet18", {"head": "features"}),
@@ -47,13 +50,13 @@ def test_features_head_returns_the_last_feature_map() -> None:
 def test_se_widths() -> None:
     """Reduced widths: nearest multiple of 8 (timm) or floor (Keras ResNet-RS)."""
     _, net = archgen.compile_spec(spec_path("resnet50"), {"block.se": {"ratio": 0.1}})
-    fc1 = {x.name: x.attrs["out_ch"] for x in net.layers() if x.name.endswith("se.fc1")}
+    fc1 = {x.name: x.out_ch for x in net.layers() if isinstance(x, Conv) and x.name.endswith("se.fc1")}
     assert fc1["layer1.0.se.fc1"] == 24  # 256 * 0.1 = 25.6 -> 24
     assert fc1["layer4.0.se.fc1"] == 208  # 2048 * 0.1 = 204.8 -> 208
     _, net = archgen.compile_spec(
         spec_path("resnet50"), {"block.se": {"ratio": 0.1, "rounding": "floor", "divisor": 1}}
     )
-    fc1 = {x.name: x.attrs["out_ch"] for x in net.layers() if x.name.endswith("se.fc1")}
+    fc1 = {x.name: x.out_ch for x in net.layers() if isinstance(x, Conv) and x.name.endswith("se.fc1")}
     assert fc1["layer1.0.se.fc1"] == 25 and fc1["layer4.0.se.fc1"] == 204
 
 

@@ -7,12 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
-from conftest import spec_path
+from helpers import invoke, spec_path
 
 import archgen
 from archgen import SpecError, catalog, load_spec, yamlsource
-from archgen.cli import main
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -178,8 +176,7 @@ def test_override_inside_a_stages_value_that_is_no_preset(tmp_path: Path) -> Non
 
 def cli_error(args: list[object]) -> str:
     """The first error line of an archgen command that must refuse its input (exit 2)."""
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == 2, f"exit {result.exit_code}\n{result.output}"
+    result = invoke(args, code=2)
     assert "Traceback" not in result.output and result.stdout == ""
     return next(line for line in result.stderr.splitlines() if line.startswith("error: "))
 
@@ -365,8 +362,7 @@ def test_problems_come_in_reading_order_and_carry_a_column(tmp_path: Path) -> No
         (3, 8, "head.clases"),
     ]
     assert (err.line, err.column) == (1, 1)
-    result = CliRunner().invoke(main, ["validate", str(path)])
-    assert result.exit_code == 2
+    result = invoke(["validate", path], code=2)
     assert [line.split(": ")[1] for line in result.stderr.splitlines()] == [
         f"{path}:1:1",
         f"{path}:2:8",
@@ -577,8 +573,8 @@ def test_extends_a_shipped_spec_by_name_from_anywhere(tmp_path: Path) -> None:
     deeper.mkdir(parents=True)
     again = write(deeper, "again.yaml", "extends: resnet50d\nhead: {classes: 10}\n")
     assert archgen.compile_spec(again)[1].params == RESNET50D_10_CLASSES
-    result = CliRunner().invoke(main, ["validate", str(mine)])
-    assert result.exit_code == 0 and "23,547,754 params" in result.stdout, result.output
+    result = invoke(["validate", mine])
+    assert "23,547,754 params" in result.stdout, result.output
 
 
 def test_fields_from_a_shipped_parent_are_located_in_its_file(tmp_path: Path) -> None:

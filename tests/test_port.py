@@ -4,6 +4,8 @@ weight random) moved into Keras and back, checked against the reference models' 
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -11,20 +13,23 @@ import pytest
 import timm
 import torch
 import torchvision
-from click.testing import CliRunner, Result
-from conftest import randomize_, spec_path
+from archgen.backends.keras import BACKEND as KERAS
+from archgen.backends.torch.randomize import randomize_
+from click.testing import Result
+from helpers import invoke as run_cli
+from helpers import spec_path
 from safetensors.torch import load_file, save_file
 
 import archgen
-from archgen.cli import main
-from backends.keras import BACKEND as KERAS
+
+pytestmark = [pytest.mark.torch, pytest.mark.keras]
 
 SIZE = 64  # the stages end at 2x2: small enough to be quick, large enough for every stride
 
 
 def invoke(args: list[object], code: int = 0) -> Result:
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, f"exit {result.exit_code}\n{result.output}\n{result.exception!r}"
+    """helpers.invoke (the exit code), and no traceback in the output."""
+    result = run_cli(args, code)
     assert "Traceback" not in result.output
     return result
 
@@ -74,6 +79,10 @@ def test_keras_weights_back_to_torch_are_the_same_numbers(tmp_path: Path, resnet
     invoke(["port", ckpt, "--spec", spec, "--to", "keras", "-o", keras_file, "--no-verify"])
     invoke(["port", keras_file, "--spec", spec, "--to", "torch", "-o", pth])
     invoke(["port", keras_file, "--spec", spec, "--to", "torch", "-o", st, "--no-verify"])
+    umask = os.umask(0)
+    os.umask(umask)
+    for written in (keras_file, pth, st):  # the mode an ordinary write gives, not a temporary file's 0600
+        assert stat.S_IMODE(written.stat().st_mode) == 0o666 & ~umask, written
     original = model.state_dict()
     for back in (torch.load(pth, weights_only=True), load_file(st)):
         fresh = torchvision.models.resnet18()

@@ -20,10 +20,12 @@ import math
 from collections.abc import Iterator
 
 import pytest
-from conftest import randomize_, spec_path
-from reference_models import KERAS_APPS, TF_KERAS_APPS, TORCH_REFS, TORCHVISION_FLOPS, TorchRef
+from archgen.backends.torch.randomize import randomize_
+from helpers import KERAS_APPS, TF_KERAS_APPS, TORCH_REFS, TORCHVISION_FLOPS, TorchRef, spec_path
 
 import archgen
+
+pytestmark = [pytest.mark.torch, pytest.mark.keras, pytest.mark.slow]
 
 # 40 px (not a multiple of 32) makes the later stages see odd sizes (40 -> 20 -> 10
 # -> 5 -> 3 -> 2), so padding and the ceil-mode average-pool shortcuts of the

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -17,6 +18,8 @@ from helpers import ROOT, hide_modules, invoke, run_archgen
 
 import archgen
 from archgen import catalog
+
+pytestmark = [pytest.mark.torch, pytest.mark.keras]
 
 FRAMEWORKS = ("torch", "torchvision", "tensorflow", "keras", "jax", "tf_keras", "timm")
 
@@ -77,6 +80,46 @@ def test_commands_that_need_a_missing_framework_say_what_to_install(
     assert result.returncode == 2, text
     assert hint in text and text.startswith("error: "), text
     assert len(result.stderr.strip().splitlines()) == 1, text
+
+
+@pytest.mark.parametrize("backend", ["torch", "keras"])
+def test_the_api_raises_missing_framework_naming_the_extra(no_frameworks: Path, backend: str) -> None:
+    code = (
+        "import archgen\n"
+        "try:\n"
+        f"    archgen.build('resnet18', backend={backend!r})\n"
+        "except archgen.MissingFramework as exc:\n"
+        "    assert isinstance(exc, ImportError)\n"
+        "    print(exc)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{no_frameworks}{os.pathsep}{ROOT}"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert f"pip install 'archgen[{backend}]'" in result.stdout
+
+
+def test_the_torch_extra_brings_numpy() -> None:
+    """The torch backend's checks hand arrays around as numpy, which torch does not require."""
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(dep.split(">")[0].split("=")[0] == "numpy" for dep in extras["torch"])
+
+
+def test_check_build_is_the_library_side_of_build() -> None:
+    from archgen.checks import check_build
+
+    _, network = archgen.compile_spec("resnet18", input_size=32)
+    model, report = check_build(network, "torch")
+    assert report.ok and isinstance(model, torch.nn.Module)
+    assert {c.name: c.model for c in report.checks}["trainable params"] == 11_689_512  # torchvision resnet18
+    assert report.output_shape == (1000,)
+
+
+def test_building_a_keras_model_leaves_the_recursion_limit_alone() -> None:
+    limit = sys.getrecursionlimit()
+    archgen.build("resnet18", backend="keras", input_size=32)
+    assert sys.getrecursionlimit() == limit
 
 
 def test_keras_set_to_a_backend_that_is_not_installed(tmp_path: Path) -> None:
@@ -170,10 +213,16 @@ def test_a_file_beside_wins_over_a_shipped_spec_of_the_same_name(
     assert data["output"] == [10]
 
 
-def test_the_wheel_carries_the_shipped_specs(tmp_path: Path) -> None:
-    """A non-editable install has the specs: they are package data of the wheel."""
+def test_the_wheel_carries_the_shipped_specs_and_the_backends_inside_archgen(tmp_path: Path) -> None:
+    """A non-editable install has the specs (package data) and the backends as archgen.backends: no
+    generic top-level package lands in site-packages. Built from a copy, so the checkout gets no build/."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for item in ("pyproject.toml", "README.md", "archgen", "backends", "specs"):
+        copy = shutil.copytree if (ROOT / item).is_dir() else shutil.copy
+        copy(ROOT / item, source / item)  # type: ignore[operator]
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp_path, ROOT],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp_path, source],
         check=True,
         capture_output=True,
     )
@@ -182,4 +231,6 @@ def test_the_wheel_carries_the_shipped_specs(tmp_path: Path) -> None:
     for spec in sorted((ROOT / "specs").glob("*.yaml")):
         assert f"archgen/specs/{spec.name}" in names
     assert "archgen/templates/common.py.j2" in names
-    assert {"backends/torch/templates/model.py.j2", "backends/keras/templates/model.py.j2"} <= names
+    for backend in ("torch", "keras"):
+        assert f"archgen/backends/{backend}/templates/model.py.j2" in names
+    assert {name.split("/")[0] for name in names if not name.startswith("archgen-")} == {"archgen"}

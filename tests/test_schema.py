@@ -7,7 +7,7 @@ import json
 import jsonschema
 import pytest
 import yaml
-from conftest import ROOT, SPEC_FILES
+from helpers import ROOT, SPEC_FILES
 
 from archgen.schema import schema_text
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import SPEC_NAMES, spec_path
+from archgen.backends.torch import BACKEND
+from helpers import SPEC_NAMES, spec_path
 
 import archgen
-from backends.torch import BACKEND
+
+pytestmark = [pytest.mark.torch]
 
 
 @pytest.mark.parametrize("name", SPEC_NAMES)

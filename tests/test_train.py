@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import spec_path
+from helpers import spec_path
 
 import archgen
+
+pytestmark = [pytest.mark.torch]
 
 
 @pytest.mark.parametrize("name", ["imagenette_cnn", "imagenette_resnet18", "imagenette_resnet50"])

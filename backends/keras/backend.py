@@ -13,7 +13,7 @@ from typing import Any
 
 from archgen.emit import load_source, render
 from archgen.errors import MissingFramework, OptionError, RunError, memory_guard
-from archgen.ir import Network, Shape
+from archgen.ir import Conv, Layer, Linear, Network, Norm, Shape
 
 from .emit import keras_name
 
@@ -97,7 +97,8 @@ class KerasBackend:
                 f"--device {device!r}: Keras ({keras.backend.backend()} backend) sees {seen} on this machine; "
                 "use --device cpu"
             )
-        return keras.device(f"{want}:{n}")
+        scope: contextlib.AbstractContextManager[Any] = keras.device(f"{want}:{n}")
+        return scope
 
     def build(self, network: Network, device: str | None = None, dtype: str | None = None) -> Any:
         """A live Keras model; ``dtype`` (e.g. float64) sets every layer's dtype policy; ``device`` places
@@ -118,39 +119,29 @@ class KerasBackend:
         out: dict[str, dict[str, Any]] = {}
         wanted = None if names is None else set(names)
         for layer in network.layers():
-            if not (layer.params or layer.stats) or (wanted is not None and layer.name not in wanted):
-                continue
-            values = model.get_layer(keras_name(layer.name)).get_weights()
-            if layer.op == "conv":
-                out[layer.name] = {"weight": values[0].transpose(3, 2, 0, 1)} | (
-                    {"bias": values[1]} if len(values) > 1 else {}
-                )
-            elif layer.op == "linear":
-                out[layer.name] = {"weight": values[0].T} | ({"bias": values[1]} if len(values) > 1 else {})
-            elif layer.op == "norm":
-                out[layer.name] = dict(zip(_NORM_KEYS, values, strict=True))
-            else:
-                raise ValueError(f"{layer.name}: no weight mapping for IR op '{layer.op}'")
+            if layer.weighted and (wanted is None or layer.name in wanted):
+                out[layer.name] = _to_torch(layer, model.get_layer(keras_name(layer.name)).get_weights())
         return out
 
     def set_weights(self, model: Any, network: Network, weights: dict[str, dict[str, Any]]) -> None:
         for name, tensors in weights.items():
             layer = model.get_layer(keras_name(name))
-            op = next(x.op for x in network.layers() if x.name == name)
-            if op == "conv":
-                values = [tensors["weight"].transpose(2, 3, 1, 0)] + ([tensors["bias"]] if "bias" in tensors else [])
-            elif op == "linear":
-                values = [tensors["weight"].T] + ([tensors["bias"]] if "bias" in tensors else [])
-            else:
-                values = [tensors[k] for k in _NORM_KEYS]
+            values = _from_torch(network.layer(name), tensors)
             current = layer.get_weights()
             for have, value in zip(current, values, strict=True):
                 if tuple(have.shape) != value.shape:
                     raise ValueError(f"{name}: shape {value.shape} does not fit {tuple(have.shape)}")
             layer.set_weights([v.astype(have.dtype) for have, v in zip(current, values, strict=True)])
 
+    def randomize(self, model: Any, network: Network, seed: int = 0, gamma: tuple[float, float] = (0.5, 1.5)) -> None:
+        raise NotImplementedError(
+            "the keras backend draws no random weights: draw them in torch and move them (archgen.compare)"
+        )
+
     def counts(self, model: Any) -> tuple[int, int]:
-        size = lambda weights: sum(math.prod(int(d) for d in w.shape) for w in weights)  # noqa: E731
+        def size(weights: list[Any]) -> int:
+            return sum(math.prod(int(d) for d in w.shape) for w in weights)
+
         return size(model.trainable_weights), size(model.non_trainable_weights)
 
     def outputs(self, model: Any, network: Network, x: Any) -> dict[str, Any]:
@@ -161,7 +152,8 @@ class KerasBackend:
         points = [s.name for s in network.stages]
         if network.stem:
             points.insert(0, "stem")
-        probe = keras.Model(model.inputs[0], [model.get_layer(p).output for p in points] + [model.output])
+        with _recursion_room():  # a functional model over a deep graph (as the emitted build_model does)
+            probe = keras.Model(model.inputs[0], [model.get_layer(p).output for p in points] + [model.output])
         outs = probe(x.transpose(0, 2, 3, 1).astype(model.dtype), training=False)
         found = {
             p: _channels_first(keras.ops.convert_to_numpy(o)) for p, o in zip([*points, "output"], outs, strict=True)
@@ -199,6 +191,17 @@ class KerasBackend:
 
 
 @contextlib.contextmanager
+def _recursion_room(limit: int = 50_000) -> Iterator[None]:
+    """Keras builds a functional model by walking its graph recursively; deep nets need more depth."""
+    saved = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(saved, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(saved)
+
+
+@contextlib.contextmanager
 def _floatx(dtype: str | None) -> Iterator[None]:
     """Layers take their dtype from the global policy when created; set it for one build only."""
     if not dtype:
@@ -218,6 +221,31 @@ def _floatx(dtype: str | None) -> Iterator[None]:
 
 # Keras' BatchNormalization weights in order, under PyTorch's names.
 _NORM_KEYS = ("weight", "bias", "running_mean", "running_var")
+
+
+def _to_torch(layer: Layer, values: list[Any]) -> dict[str, Any]:
+    """A Keras layer's arrays in PyTorch's names and layout (conv HWIO -> OIHW, dense transposed)."""
+    match layer:
+        case Conv():
+            return {"weight": values[0].transpose(3, 2, 0, 1)} | ({"bias": values[1]} if len(values) > 1 else {})
+        case Linear():
+            return {"weight": values[0].T} | ({"bias": values[1]} if len(values) > 1 else {})
+        case Norm():
+            return dict(zip(_NORM_KEYS, values, strict=True))
+    raise ValueError(f"{layer.name}: no weight mapping for IR {layer.kind} layers")
+
+
+def _from_torch(layer: Layer, tensors: dict[str, Any]) -> list[Any]:
+    """PyTorch-layout tensors as the arrays of the Keras layer, in Keras' order."""
+    bias = [tensors["bias"]] if "bias" in tensors else []
+    match layer:
+        case Conv():
+            return [tensors["weight"].transpose(2, 3, 1, 0), *bias]
+        case Linear():
+            return [tensors["weight"].T, *bias]
+        case Norm():
+            return [tensors[k] for k in _NORM_KEYS]
+    raise ValueError(f"{layer.name}: no weight mapping for IR {layer.kind} layers")
 
 
 def _snake(name: str) -> str:

@@ -1,12 +1,11 @@
-"""What the Keras templates need beyond the neutral context: a few filters."""
+"""What the Keras templates need beyond the neutral context: a few filters (no keras import)."""
 
 from __future__ import annotations
 
 import re
 
-from archgen.ir import Layer
-
-TEMPLATE = "model.py.j2"
+from archgen.ir import Act, Conv, Dropout, GlobalPool, Layer, Linear, MaxPool, Norm
+from archgen.registry import Emitter
 
 # Keras 3 activation for each spec activation.
 ACTIVATIONS = {
@@ -40,37 +39,32 @@ def activation(fn: str) -> str:
 
 def apply(layer: Layer, network_act: str) -> str:
     """A statement applying one stem or head layer to ``x``."""
-    a, name = layer.attrs, f'"{keras_name(layer.name)}"'
-    match layer.op:
-        case "conv":
-            return f"x = conv(x, {a['out_ch']}, {a['kernel']}, {a['stride']}, {a['groups']}, {a['bias']}, {name})"
-        case "norm":
+    name = f'"{keras_name(layer.name)}"'
+    match layer:
+        case Conv():
+            return (
+                f"x = conv(x, filters={layer.out_ch}, kernel={layer.kernel}, stride={layer.stride}, "
+                f"groups={layer.groups}, bias={layer.bias}, name={name})"
+            )
+        case Norm():
             return f"x = norm({name})(x)"
-        case "act" if a["fn"] == network_act:
+        case Act() if layer.fn == network_act:
             return f"x = act({name})(x)"
-        case "act":
-            return f"x = activation_{a['fn']}({name})(x)"
-        case "max_pool":
-            return f'x = max_pool(x, {a["kernel"]}, {a["stride"]}, {a["padding"]}, "{a["pad_value"]}", {name})'
-        case "global_pool":
-            kind = "Average" if a["kind"] == "avg" else "Max"
+        case Act():
+            return f"x = activation_{layer.fn}({name})(x)"
+        case MaxPool():
+            return (
+                f"x = max_pool(x, kernel={layer.kernel}, stride={layer.stride}, padding={layer.padding}, "
+                f'pad_value="{layer.pad_value}", name={name})'
+            )
+        case GlobalPool():
+            kind = "Average" if layer.pool == "avg" else "Max"
             return f"x = layers.Global{kind}Pooling2D(name={name})(x)"
-        case "dropout":
-            return f"x = layers.Dropout({a['rate']!r}, name={name})(x)"
-        case "linear":
+        case Dropout():
+            return f"x = layers.Dropout({layer.rate!r}, name={name})(x)"
+        case Linear():
             return f"x = layers.Dense(num_classes, name={name})(x)"
-    raise ValueError(f"no Keras statement for IR op '{layer.op}' ({layer.name})")
-
-
-def extra_activations(layers: list[Layer], network_act: str) -> list[str]:
-    """Activations other than the network's (SE gates are written inline)."""
-    return sorted(
-        {
-            x.attrs["fn"]
-            for x in layers
-            if x.op == "act" and x.attrs["fn"] != network_act and not x.name.endswith("gate")
-        }
-    )
+    raise ValueError(f"no Keras statement for IR {layer.kind} layer {layer.name}")
 
 
 def snake(name: str) -> str:
@@ -78,9 +72,4 @@ def snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name.replace("PreAct", "Preact")).lower()
 
 
-FILTERS = {
-    "activation": activation,
-    "apply": apply,
-    "extra_activations": extra_activations,
-    "snake": snake,
-}
+EMITTER = Emitter("archgen.backends.keras", "model.py.j2", {"activation": activation, "apply": apply, "snake": snake})

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["BACKEND"]
+from .emit import EMITTER
+
+__all__ = ["BACKEND", "EMITTER"]
 
 
 def __getattr__(name: str) -> Any:

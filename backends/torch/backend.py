@@ -85,22 +85,34 @@ class TorchBackend:
         """Every weighted IR layer's tensors as numpy arrays in PyTorch's layout (the canonical one)."""
         out: dict[str, dict[str, Any]] = {}
         for layer in network.layers():
-            if layer.params or layer.stats:
+            if layer.weighted:
                 module = model.get_submodule(layer.name)
                 out[layer.name] = {
                     k: v.detach().cpu().numpy() for k, v in module.state_dict().items() if k != "num_batches_tracked"
                 }
         return out
 
-    @torch.no_grad()
     def set_weights(self, model: nn.Module, network: Network, weights: dict[str, dict[str, Any]]) -> None:
-        for name, tensors in weights.items():
-            module = model.get_submodule(name)
-            for key, value in tensors.items():
-                target = module.get_buffer(key) if key.startswith("running_") else module.get_parameter(key)
-                if tuple(target.shape) != value.shape:
-                    raise ValueError(f"{name}.{key}: shape {value.shape} does not fit {tuple(target.shape)}")
-                target.copy_(torch.from_numpy(value).to(target.dtype))
+        with torch.no_grad():
+            for name, tensors in weights.items():
+                module = model.get_submodule(name)
+                for key, value in tensors.items():
+                    target = module.get_buffer(key) if key.startswith("running_") else module.get_parameter(key)
+                    if tuple(target.shape) != value.shape:
+                        raise ValueError(f"{name}.{key}: shape {value.shape} does not fit {tuple(target.shape)}")
+                    target.copy_(torch.from_numpy(value).to(target.dtype))
+
+    def load_state_dict_file(self, path: Any) -> dict[str, Any]:
+        """A state_dict file (.pth/.pt/.bin, unpickled with weights_only=True) as numpy arrays."""
+        from .checkpoint import load_state_dict
+
+        state: dict[str, Any] = load_state_dict(path)
+        return state
+
+    def save_state_dict_file(self, state: dict[str, Any], path: Any) -> None:
+        from .checkpoint import save_state_dict
+
+        save_state_dict(state, path)
 
     def counts(self, model: nn.Module) -> tuple[int, int]:
         params = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -111,7 +123,6 @@ class TorchBackend:
         )
         return params, stats
 
-    @torch.no_grad()
     def outputs(self, model: nn.Module, network: Network, x: Any) -> dict[str, Any]:
         """Eval-mode activations (numpy, channels-first) after the stem, every stage and the head,
         for a channels-first numpy batch ``x``; run in the model's own dtype and device."""
@@ -127,7 +138,8 @@ class TorchBackend:
         model.eval()
         try:
             ref = next(model.parameters())
-            out = model(torch.from_numpy(x).to(device=ref.device, dtype=ref.dtype))
+            with torch.no_grad():
+                out = model(torch.from_numpy(x).to(device=ref.device, dtype=ref.dtype))
         finally:
             for h in hooks:
                 h.remove()

@@ -1,10 +1,9 @@
-"""What the PyTorch templates need beyond the neutral context: a few filters."""
+"""What the PyTorch templates need beyond the neutral context: a few filters (no torch import)."""
 
 from __future__ import annotations
 
-from archgen.ir import Layer
-
-TEMPLATE = "model.py.j2"
+from archgen.ir import Act, Conv, Dropout, GlobalPool, Layer, Linear, MaxPool, Norm
+from archgen.registry import Emitter
 
 ACTIVATIONS = {
     "relu": "nn.ReLU(inplace=True)",
@@ -42,25 +41,27 @@ def conv_args(
 
 def module(layer: Layer, network_act: str) -> str:
     """Constructor expression for a stem or head layer."""
-    a = layer.attrs
-    match layer.op:
-        case "conv":
-            return f"nn.Conv2d({conv_args(a['in_ch'], a['out_ch'], a['kernel'], a['stride'], a['groups'], a['bias'])})"
-        case "norm":
-            return f"norm({a['channels']})"
-        case "act":
-            return "act()" if a["fn"] == network_act else ACTIVATIONS[a["fn"]]
-        case "max_pool" if a.get("pad_value") == "zero" and a["padding"]:
-            return f"nn.Sequential(nn.ZeroPad2d({a['padding']}), nn.MaxPool2d({a['kernel']}, {a['stride']}))"
-        case "max_pool":
-            return f"nn.MaxPool2d({a['kernel']}, stride={a['stride']}, padding={a['padding']})"
-        case "global_pool":
-            return "nn.AdaptiveAvgPool2d(1)" if a["kind"] == "avg" else "nn.AdaptiveMaxPool2d(1)"
-        case "dropout":
-            return f"nn.Dropout({a['rate']!r})"
-        case "linear":
-            return f"nn.Linear({a['in_features']}, num_classes)"
-    raise ValueError(f"no PyTorch expression for IR op '{layer.op}' ({layer.name})")
+    match layer:
+        case Conv():
+            args = conv_args(layer.in_ch, layer.out_ch, layer.kernel, layer.stride, layer.groups, layer.bias)
+            return f"nn.Conv2d({args})"
+        case Norm():
+            return f"norm({layer.channels})"
+        case Act():
+            return "act()" if layer.fn == network_act else ACTIVATIONS[layer.fn]
+        case MaxPool(pad_value="zero") if layer.padding:
+            return f"nn.Sequential(nn.ZeroPad2d({layer.padding}), nn.MaxPool2d({layer.kernel}, {layer.stride}))"
+        case MaxPool():
+            return f"nn.MaxPool2d({layer.kernel}, stride={layer.stride}, padding={layer.padding})"
+        case GlobalPool():
+            return "nn.AdaptiveAvgPool2d(1)" if layer.pool == "avg" else "nn.AdaptiveMaxPool2d(1)"
+        case Dropout():
+            return f"nn.Dropout({layer.rate!r})"
+        case Linear():
+            return f"nn.Linear({layer.in_features}, num_classes)"
+    raise ValueError(f"no PyTorch expression for IR {layer.kind} layer {layer.name}")
 
 
-FILTERS = {"activation": activation, "module": module, "conv_args": conv_args}
+EMITTER = Emitter(
+    "archgen.backends.torch", "model.py.j2", {"activation": activation, "module": module, "conv_args": conv_args}
+)

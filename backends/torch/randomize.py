@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 
-def _fill(param, gen, kind: str, a: float, b: float) -> None:
+def _fill(param: torch.Tensor, gen: torch.Generator, kind: str, a: float, b: float) -> None:
     """Sample in place from the CPU generator (copied over on other devices), so every device gets the same numbers."""
     target = param.data if param.device.type == "cpu" else torch.empty(param.shape, dtype=param.dtype)
     getattr(target, f"{kind}_")(a, b, generator=gen)
@@ -21,8 +21,13 @@ def _fill(param, gen, kind: str, a: float, b: float) -> None:
 
 
 def randomize_(
-    model, input_shape, seed: int = 0, batches: int = 2, batch_size: int = 4, gamma: tuple[float, float] = (0.5, 1.5)
-):
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    seed: int = 0,
+    batches: int = 2,
+    batch_size: int = 4,
+    gamma: tuple[float, float] = (0.5, 1.5),
+) -> nn.Module:
     """Make every weight of a torch model random, norm statistics included.
 
     Convs and linears get He-scaled normal weights and small random biases,

@@ -1,0 +1,462 @@
+"""The IR that ``archgen.resolve`` builds, checked against what is known without it: the layouts of
+torchvision, timm and keras.applications, the papers' figures, and sums done by hand. Imports no
+framework (tests/test_without_frameworks.py runs it with every framework hidden)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import SPEC_FILES, spec_path
+
+import archgen
+from archgen.ir import (
+    Act,
+    AvgPool,
+    BlockDesign,
+    Conv,
+    ConvSlot,
+    Dropout,
+    DropPath,
+    DropPathOptions,
+    GlobalPool,
+    InitOptions,
+    Linear,
+    MaxPool,
+    Network,
+    Norm,
+    NormOptions,
+    SEDesign,
+    ShortcutDesign,
+)
+from archgen.resolve import drop_rates, make_divisible, pooled_size, round_down
+
+
+def network(name: str, overrides: object = None, input_size: int | None = None) -> Network:
+    return archgen.compile_spec(spec_path(name), overrides, input_size=input_size)[1]  # type: ignore[arg-type]
+
+
+def local_names(net: Network, block: str) -> list[tuple[str, type]]:
+    """The layers of one block: (name inside the block, IR type), in order."""
+    prefix = f"{block}."
+    return [(x.name.removeprefix(prefix), type(x)) for x in net.layers() if x.name.startswith(prefix)]
+
+
+# -- block designs --------------------------------------------------------------------------------------------
+
+
+def test_resnet50_is_torchvisions_bottleneck_with_the_stride_on_the_3x3() -> None:
+    net = network("resnet50")
+    assert [(s.name, s.mid_chs, s.stride, s.depth) for s in net.stages] == [
+        ("layer1", 64, 1, 3),
+        ("layer2", 128, 2, 4),
+        ("layer3", 256, 2, 6),
+        ("layer4", 512, 2, 3),
+    ]
+    design = net.stages[0].design
+    assert design == BlockDesign(
+        kind="bottleneck",
+        preact=False,
+        convs=(
+            ConvSlot(1, "in_chs", "mid_chs", kernel=1, strided=False),
+            ConvSlot(2, "mid_chs", "mid_chs", kernel=3, strided=True),  # V1.5: stride_at 3x3
+            ConvSlot(3, "mid_chs", "out_chs", kernel=1, strided=False),
+        ),
+        shortcut=ShortcutDesign("conv", bias=False, norm=True),
+        se=None,
+        zero_init=None,  # torchvision's zero_init_residual defaults to False
+        stride_last=False,
+    )
+    assert all(s.design == design for s in net.stages)
+    assert design.residual and design.last == 3
+    assert design.shortcut is not None and design.shortcut.project_on_stride and not design.shortcut.pooled
+    # timm's module order: the residual branch, the shortcut, then the activation after the addition.
+    assert local_names(net, "layer1.0") == [
+        ("conv1", Conv),
+        ("bn1", Norm),
+        ("act1", Act),
+        ("conv2", Conv),
+        ("bn2", Norm),
+        ("act2", Act),
+        ("conv3", Conv),
+        ("bn3", Norm),
+        ("downsample.0", Conv),
+        ("downsample.1", Norm),
+        ("act3", Act),
+    ]
+    assert [name for name, _ in local_names(net, "layer1.1")] == [
+        "conv1",
+        "bn1",
+        "act1",
+        "conv2",
+        "bn2",
+        "act2",
+        "conv3",
+        "bn3",
+        "act3",
+    ]
+    conv1, conv2, conv3 = (net.layer(f"layer2.0.conv{i}") for i in (1, 2, 3))
+    assert isinstance(conv1, Conv) and isinstance(conv2, Conv) and isinstance(conv3, Conv)
+    assert (conv1.in_ch, conv1.out_ch, conv1.kernel, conv1.stride) == (256, 128, 1, 1)
+    assert (conv2.in_ch, conv2.out_ch, conv2.kernel, conv2.stride, conv2.padding) == (128, 128, 3, 2, 1)
+    assert (conv3.in_ch, conv3.out_ch, conv3.kernel, conv3.stride) == (128, 512, 1, 1)
+    assert conv2.in_shape == (128, 56, 56) and conv2.out_shape == (128, 28, 28)
+    projection = net.layer("layer2.0.downsample.0")
+    assert isinstance(projection, Conv) and (projection.kernel, projection.stride, projection.bias) == (1, 2, False)
+    assert projection.in_shape == (256, 56, 56) and projection.out_shape == (512, 28, 28)
+    norm = net.layer("layer2.0.downsample.1")
+    assert isinstance(norm, Norm) and norm.channels == 512
+
+
+def test_resnet50d_takes_the_stride_in_an_avgpool_shortcut() -> None:
+    net = network("resnet50d")
+    design = net.stages[1].design
+    assert design.shortcut == ShortcutDesign("avgpool", bias=False, norm=True)
+    assert design.shortcut.pooled and not design.shortcut.project_on_stride
+    assert design.zero_init == "bn3"  # init.zero_init_last: the last norm of the residual branch
+    pool = net.layer("layer2.0.downsample.0")
+    assert isinstance(pool, AvgPool)
+    assert (pool.kernel, pool.stride, pool.padding, pool.ceil_mode, pool.count_include_pad) == (2, 2, 0, True, False)
+    assert pool.in_shape == (256, 56, 56) and pool.out_shape == (256, 28, 28)
+    projection = net.layer("layer2.0.downsample.1")
+    assert isinstance(projection, Conv) and (projection.kernel, projection.stride) == (1, 1)
+    assert (projection.in_ch, projection.out_ch) == (256, 512)
+    assert isinstance(net.layer("layer2.0.downsample.2"), Norm)
+    # layer1 keeps the size: its pool slot is an Identity (no layer), the projection keeps index 1 (timm).
+    with pytest.raises(KeyError):
+        net.layer("layer1.0.downsample.0")
+    assert isinstance(net.layer("layer1.0.downsample.1"), Conv)
+    # Tweak C: the deep stem of three 3x3 convs, 32, 32, 64 wide, the first strided.
+    stem_convs = [x for x in net.stem if isinstance(x, Conv)]
+    assert [(x.name, x.out_ch, x.kernel, x.stride) for x in stem_convs] == [
+        ("conv1.0", 32, 3, 2),
+        ("conv1.3", 32, 3, 1),
+        ("conv1.6", 64, 3, 1),
+    ]
+
+
+def test_resnet50v2_is_preact_with_the_stride_last_and_biases_only_where_no_norm_follows() -> None:
+    net = network("resnet50v2")
+    design = net.stages[0].design
+    assert design.preact and design.stride_last and design.kind == "bottleneck"
+    # conv_bias: unnormed. In a pre-activation block a norm follows conv1 and conv2 (bn2, bn3), not conv3.
+    assert [slot.bias for slot in design.convs] == [False, False, True]
+    assert design.shortcut == ShortcutDesign("maxpool", bias=True, norm=False)
+    assert design.zero_init is None
+    # The stride sits on the last block of a stage (keras.applications' stack2), stages 2, 2, 2, 1.
+    assert [[b.stride for b in s.blocks] for s in net.stages] == [[1, 1, 2], [1, 1, 1, 2], [1] * 5 + [2], [1, 1, 1]]
+    # The first block projects (channels change) without a pool or a norm; the last strides by a 1x1 max pool.
+    assert local_names(net, "layer1.0") == [
+        ("bn1", Norm),
+        ("act1", Act),
+        ("conv1", Conv),
+        ("bn2", Norm),
+        ("act2", Act),
+        ("conv2", Conv),
+        ("bn3", Norm),
+        ("act3", Act),
+        ("conv3", Conv),
+        ("downsample.1", Conv),
+    ]
+    projection = net.layer("layer1.0.downsample.1")
+    assert isinstance(projection, Conv) and projection.bias and (projection.in_ch, projection.out_ch) == (64, 256)
+    pool = net.layer("layer1.2.downsample.0")
+    assert isinstance(pool, MaxPool) and (pool.kernel, pool.stride, pool.padding) == (1, 2, 0)
+    assert pool.in_shape == (256, 56, 56) and pool.out_shape == (256, 28, 28)
+    for name, bias in (("layer1.0.conv1", False), ("layer1.0.conv2", False), ("layer1.0.conv3", True)):
+        conv = net.layer(name)
+        assert isinstance(conv, Conv) and conv.bias is bias, name
+    # stem.norm_act false: the stem conv has no norm after it, so it has a bias; the head adds the final norm.
+    stem_conv = net.layer("conv1")
+    assert isinstance(stem_conv, Conv) and stem_conv.bias
+    assert [(x.name, type(x)) for x in net.head] == [
+        ("post_bn", Norm),
+        ("post_act", Act),
+        ("global_pool", GlobalPool),
+        ("fc", Linear),
+        ("softmax", Act),
+    ]
+
+
+def test_resnext50_32x4d_groups_the_3x3() -> None:
+    net = network("resnext50_32x4d")
+    # torchvision: width = int(planes * base_width / 64) * groups = int(64 * 4 / 64) * 32 = 128.
+    assert [s.mid_chs for s in net.stages] == [128, 256, 512, 1024]
+    assert [slot.groups for slot in net.stages[0].design.convs] == [1, 32, 1]
+    conv2 = net.layer("layer1.0.conv2")
+    assert isinstance(conv2, Conv)
+    assert (conv2.in_ch, conv2.out_ch, conv2.groups, conv2.kernel) == (128, 128, 32, 3)
+    assert conv2.params == 128 * (128 // 32) * 3 * 3 == 4608
+    assert net.stages[0].out_shape == (256, 56, 56)
+
+
+def test_wide_resnet50_2_doubles_the_inner_width() -> None:
+    assert [s.mid_chs for s in network("wide_resnet50_2").stages] == [128, 256, 512, 1024]
+
+
+def test_se_widths_and_design_of_seresnet50() -> None:
+    net = network("seresnet50")
+    assert net.stages[0].design.se == SEDesign(ratio=0.0625, divisor=8, rounding="nearest", bias=True, act="relu")
+    # timm: make_divisible(channels / 16, 8): 256 / 16 = 16, 2048 / 16 = 128.
+    for name, reduced, channels in (("layer1.0.se", 16, 256), ("layer4.2.se", 128, 2048)):
+        fc1, fc2 = net.layer(f"{name}.fc1"), net.layer(f"{name}.fc2")
+        assert isinstance(fc1, Conv) and isinstance(fc2, Conv)
+        assert (fc1.in_ch, fc1.out_ch, fc2.out_ch, fc1.kernel) == (channels, reduced, channels, 1)
+        gate = net.layer(f"{name}.gate")
+        assert isinstance(gate, Act) and gate.fn == "sigmoid"
+
+
+def test_plain_blocks_have_no_shortcut() -> None:
+    net = network("imagenette_cnn")
+    assert net.stem == ()
+    design = net.stages[0].design
+    assert design.kind == "plain" and design.shortcut is None and not design.residual and not net.residual
+    assert [(s.in_shape[1], s.out_shape[0], s.out_shape[1]) for s in net.stages] == [
+        (128, 16, 64),
+        (64, 32, 32),
+        (32, 64, 16),
+        (16, 128, 8),
+        (8, 256, 4),
+    ]
+
+
+# -- network options --------------------------------------------------------------------------------------------
+
+
+def test_network_options_resolved_from_the_spec() -> None:
+    net = network("resnet50")
+    assert net.act == "relu"
+    assert net.norm == NormOptions(eps=1e-5, momentum=0.1)  # PyTorch's BatchNorm2d defaults
+    assert net.drop_path == DropPathOptions(rate=0.0, schedule="linear")
+    assert net.init == InitOptions(conv="kaiming_normal", mode="fan_out", zero_init_last=False)
+    assert net.classes == 1000 and net.output_shape == (1000,)
+    keras = network("keras_resnet50")
+    assert keras.norm == NormOptions(eps=1.001e-5, momentum=0.01)  # Keras' momentum 0.99 in PyTorch's convention
+    norm = keras.layer("bn1")
+    assert isinstance(norm, Norm) and (norm.eps, norm.momentum) == (1.001e-5, 0.01)
+    assert network("resnet50d").init.zero_init_last
+    assert network("resnet18", {"head.classes": 10}).classes == 10
+
+
+def test_a_features_head_has_no_classes_and_returns_the_last_feature_map() -> None:
+    net = network("resnet50", {"head": "features"})
+    assert net.classes is None and net.head == ()
+    assert net.output_shape == (2048, 7, 7)
+
+
+def test_head_dropout_and_pool() -> None:
+    net = network("resnetrs50")
+    dropout = net.layer("dropout")
+    assert isinstance(dropout, Dropout) and dropout.rate == 0.25 and dropout.in_shape == (2048,)
+    pool = net.layer("global_pool")
+    assert isinstance(pool, GlobalPool) and pool.pool == "avg" and pool.out_shape == (2048,)
+    fc = net.layer("fc")
+    assert isinstance(fc, Linear) and (fc.in_features, fc.out_features, fc.params) == (2048, 1000, 2_049_000)
+
+
+# -- drop path --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("depths", "rate", "schedule", "expected"),
+    [
+        ([2, 2], 0.3, "linear", [[0.0, 0.1], [0.2, 0.3]]),  # 0 to 0.3 over 4 blocks: steps of 0.3 / 3
+        ([2, 2], 0.3, "per_stage", [[0.2, 0.2], [0.3, 0.3]]),  # 0.3 * (s + 2) / 3
+        ([2, 2], 0.3, "uniform", [[0.3, 0.3], [0.3, 0.3]]),
+        ([3, 1], 0.2, "per_stage", [[0.2 * 2 / 3] * 3, [0.2]]),
+        ([1], 0.3, "linear", [[0.3]]),  # one block gets the full rate (no division by zero)
+        ([1], 0.3, "per_stage", [[0.3]]),  # 0.3 * 2 / 2
+        ([2, 3], 0.0, "linear", [[0.0, 0.0], [0.0, 0.0, 0.0]]),
+    ],
+)
+def test_drop_rates(depths: list[int], rate: float, schedule: str, expected: list[list[float]]) -> None:
+    got = drop_rates(depths, rate, schedule)
+    assert [len(row) for row in got] == depths
+    assert got == [pytest.approx(row) for row in expected]
+
+
+def test_drop_path_layers_follow_the_schedule() -> None:
+    net = network("resnet50", ["drop_path.rate=0.15"], input_size=32)
+    blocks = [b for s in net.stages for b in s.blocks]
+    expected = [0.15 * i / 15 for i in range(16)]
+    assert [b.drop_path for b in blocks] == pytest.approx(expected)
+    layers = [x for x in net.layers() if isinstance(x, DropPath)]
+    assert [x.name for x in layers] == [f"{b.name}.drop_path" for b in blocks]
+    assert [x.rate for x in layers] == pytest.approx(expected)
+    assert net.drop_path == DropPathOptions(rate=0.15, schedule="linear")
+    assert not any(isinstance(x, DropPath) for x in network("resnet50", input_size=32).layers())
+
+
+# -- shape rules ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "divisor", "expected"),
+    [
+        (25.6, 8, 24),  # 256 * 0.1: 25.6 + 4 = 29.6 -> 24
+        (204.8, 8, 208),  # 2048 * 0.1: 208.8 -> 208
+        (19.2, 8, 16),  # 64 * 0.3
+        (12, 8, 16),  # halfway rounds up
+        (11.9, 8, 8),
+        (3, 8, 8),  # never below the divisor
+        (100, 16, 96),  # 108 // 16 * 16
+        (64, 8, 64),
+    ],
+)
+def test_make_divisible(value: float, divisor: int, expected: int) -> None:
+    assert make_divisible(value, divisor) == expected
+
+
+@pytest.mark.parametrize(("value", "divisor", "expected"), [(25.6, 8, 24), (204.8, 1, 204), (5, 8, 8), (31.9, 8, 24)])
+def test_round_down(value: float, divisor: int, expected: int) -> None:
+    assert round_down(value, divisor) == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ((224, 7, 2, 3), 112),  # the stem conv: (224 + 6 - 7) // 2 + 1
+        ((112, 3, 2, 1), 56),  # the stem max pool
+        ((7, 3, 2, 1), 4),  # (7 + 2 - 3) // 2 + 1
+        ((5, 3, 2, 1), 3),
+        ((5, 1, 2, 0), 3),  # a strided 1x1: (5 - 1) // 2 + 1
+        ((5, 2, 2, 0), 2),  # floor mode drops the last pixel
+        ((56, 3, 1, 1), 56),
+    ],
+)
+def test_pooled_size_floor_mode(args: tuple[int, int, int, int], expected: int) -> None:
+    assert pooled_size(*args) == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ((5, 2, 2, 0), 3),  # ceil((5 - 2) / 2) + 1: the last window holds the last pixel alone
+        ((9, 2, 2, 0), 5),
+        ((4, 2, 2, 0), 2),  # even sizes: as floor mode
+        ((1, 2, 2, 0), 1),
+        ((6, 3, 2, 1), 4),  # ceil((6 + 2 - 3) / 2) + 1 = 4; its last window starts at 5, inside the input
+        ((5, 2, 2, 1), 3),  # ceil(5 / 2) + 1 = 4, but window 4 would start at 6, in the padding: dropped
+    ],
+)
+def test_pooled_size_ceil_mode(args: tuple[int, int, int, int], expected: int) -> None:
+    assert pooled_size(*args, ceil_mode=True) == expected
+
+
+def test_avgpool_shortcut_on_an_odd_size_keeps_the_last_pixel() -> None:
+    net = network("resnet50d", input_size=72)  # layer3 gets 9x9
+    pool = net.layer("layer4.0.downsample.0")
+    assert isinstance(pool, AvgPool) and pool.in_shape == (1024, 5, 5) and pool.out_shape == (1024, 3, 3)
+    assert net.layer("layer4.0.conv2").out_shape == (512, 3, 3)  # the residual branch agrees
+
+
+# -- counts -----------------------------------------------------------------------------------------------------
+
+
+def test_resnet50_counts_are_torchvisions() -> None:
+    net = network("resnet50")
+    assert net.params == 25_557_032 and net.stats == 53_120
+    # Multiply-accumulates of the convs and the fc at 224 px (torchvision's "4.089 GFLOPS").
+    assert net.flops == 4_089_184_256
+
+
+@pytest.mark.parametrize("path", SPEC_FILES, ids=[p.stem for p in SPEC_FILES])
+def test_every_layer_counts_what_its_shape_says(path: Path) -> None:
+    _, net = archgen.compile_spec(path)
+    names = [x.name for x in net.layers()]
+    assert len(names) == len(set(names)), "layer names are unique"
+    convs = 0
+    for layer in net.layers():
+        match layer:
+            case Conv(in_ch=c, out_ch=o, kernel=k, stride=s, groups=g, bias=bias):
+                convs += 1
+                assert layer.params == o * (c // g) * k * k + (o if bias else 0), layer.name
+                assert layer.padding == k // 2, layer.name
+                _, h, w = layer.in_shape
+                oh, ow = pooled_size(h, k, s, k // 2), pooled_size(w, k, s, k // 2)
+                assert layer.in_shape[0] == c and layer.out_shape == (o, oh, ow), layer.name
+                assert layer.flops == oh * ow * o * (c // g) * k * k and layer.stats == 0, layer.name
+            case Norm(channels=c):
+                assert layer.params == layer.stats == 2 * c and layer.in_shape == layer.out_shape, layer.name
+                assert layer.in_shape[0] == c and layer.flops == 0, layer.name
+            case Linear(in_features=i, out_features=o, bias=bias):
+                assert layer.params == i * o + (o if bias else 0) and layer.flops == i * o, layer.name
+            case _:
+                assert layer.params == layer.stats == layer.flops == 0, layer.name
+    assert convs > 0
+    assert net.params == sum(x.params for x in net.layers())
+
+
+def test_resolve_of_a_loaded_spec_is_compile_spec() -> None:
+    spec = archgen.load_spec(spec_path("resnet50d"))
+    assert archgen.resolve(spec) == archgen.compile_spec(spec_path("resnet50d"))[1]
+    assert archgen.resolve(spec, input_size=64).input_shape == (3, 64, 64)
+
+
+# -- looking layers up ------------------------------------------------------------------------------------------
+
+
+def test_layer_by_name() -> None:
+    net = network("resnet50d")
+    conv = net.layer("layer3.5.conv2")
+    assert isinstance(conv, Conv) and conv.name == "layer3.5.conv2" and conv.out_ch == 256
+    assert net.layer("fc") is net.head[-1]
+    for name in ("layer5.0.conv1", "layer1.0.conv4", "conv1", ""):
+        with pytest.raises(KeyError, match=f"no layer '{name}' in the network 'resnet50d'"):
+            net.layer(name)
+
+
+# -- refusals ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "field", "shape"),
+    [
+        (
+            "block:\n  type: basic\n  shortcut: identity\nstages: 18\n",
+            3,
+            "block.shortcut.type",
+            "64->128 channels, stride 2",
+        ),
+        (
+            "block: basic\nstages:\n  - {depth: 2, width: 64}\n"
+            "  - depth: 2\n    width: 128\n    block: {shortcut: identity}\n",
+            6,
+            "stages.1.block.shortcut.type",
+            "64->128 channels, stride 2",
+        ),
+        (  # a bottleneck changes the channels in its first block already (64 -> 256)
+            "block: {type: bottleneck, shortcut: {type: identity}}\nstages: 50\n",
+            1,
+            "block.shortcut.type",
+            "64->256 channels, stride 1",
+        ),
+        (  # the same channels, but a stride
+            "block: {type: basic, shortcut: identity}\nstages:\n  - {depth: 1, width: 64, stride: 2}\n",
+            1,
+            "block.shortcut.type",
+            "64->64 channels, stride 2",
+        ),
+    ],
+    ids=["top-level", "stage-block", "bottleneck", "stride-only"],
+)
+def test_an_identity_shortcut_that_must_change_shape_is_refused(
+    tmp_path: Path, text: str, line: int, field: str, shape: str
+) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    with pytest.raises(archgen.SpecError) as info:
+        archgen.compile_spec(path)
+    err = info.value
+    assert (err.file, err.line, err.field) == (str(path), line, field), str(err)
+    assert f"an identity shortcut cannot change shape ({shape})" in err.message
+
+
+def test_an_identity_shortcut_where_no_block_changes_shape_resolves() -> None:
+    overrides = {
+        "block.shortcut": "identity",
+        "stages": [{"depth": 2, "width": 64}, {"depth": 2, "width": 64, "stride": 1}],
+    }
+    net = network("resnet18", overrides)
+    assert net.stages[0].design.shortcut == ShortcutDesign("identity")
+    assert not any(".downsample." in x.name for x in net.layers())
