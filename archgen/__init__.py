@@ -33,6 +33,7 @@ __all__ = [
     "__version__",
     "build",
     "compile_spec",
+    "list_models",
     "load_spec",
     "resolve",
     "transfer_weights",
@@ -50,6 +51,15 @@ def compile_spec(
         return spec_or_path, resolve(spec_or_path, input_size=input_size)
     spec, positions = load_spec_with_positions(spec_or_path, overrides)
     return spec, resolve(spec, positions, input_size)
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """The names of the shipped specs that match a shell-style ``pattern`` (``"resnet*"``), sorted."""
+    import fnmatch
+
+    from . import catalog
+
+    return [name for name in catalog.shipped_names() if fnmatch.fnmatchcase(name, pattern)]
 
 
 def build(

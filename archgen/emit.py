@@ -12,11 +12,8 @@ drift.
 
 from __future__ import annotations
 
-import linecache
 import subprocess
-import sys
 import textwrap
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -315,17 +312,6 @@ def docstring(text: str, width: int = 88) -> str:
     """Free text made safe inside a triple-quoted docstring, wrapped."""
     text = pystr(text).replace("\\", "\\\\").replace('"' * 3, "'" * 3)
     return "\n".join(textwrap.wrap(text, width))
-
-
-def load_source(source: str, module_name: str) -> types.ModuleType:
-    """Execute generated source as an importable module (tracebacks show its lines)."""
-    filename = f"<archgen {module_name}>"
-    module = types.ModuleType(module_name)
-    module.__file__ = filename
-    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
-    sys.modules[module_name] = module  # lets pickle and inspect find the classes
-    exec(compile(source, filename, "exec"), module.__dict__)
-    return module
 
 
 def _environment(backend: str) -> tuple[jinja2.Environment, str]:

@@ -250,6 +250,15 @@ class Section:
 
 
 @dataclass(frozen=True)
+class FeatureInfo:
+    """A feature map a detector or segmenter can take, as timm's ``feature_info`` describes it."""
+
+    num_chs: int
+    reduction: int  # the input's size over this map's, by strides (timm's convention)
+    module: str  # the top-level module whose output it is
+
+
+@dataclass(frozen=True)
 class NormOptions:
     eps: float
     momentum: float  # PyTorch's convention; Keras' is 1 - momentum
@@ -305,6 +314,26 @@ class Network:
     @property
     def residual(self) -> bool:
         return any(s.design.residual for s in self.stages)
+
+    @cached_property
+    def feature_info(self) -> tuple[FeatureInfo, ...]:
+        """The stem's map before its pool (where timm takes it: ``act1``), then every stage's."""
+        out: list[FeatureInfo] = []
+        reduction = 1
+        before_pool = [x for x in self.stem if x.name.split(".")[0] != "maxpool"]
+        for layer in self.stem:
+            reduction *= getattr(layer, "stride", 1)
+            if layer is (before_pool[-1] if before_pool else None):
+                out.append(FeatureInfo(layer.out_shape[0], reduction, layer.name.split(".")[0]))
+        for stage in self.stages:
+            reduction *= stage.stride
+            out.append(FeatureInfo(stage.out_shape[0], reduction, stage.name))
+        return tuple(out)
+
+    @property
+    def num_features(self) -> int:
+        """Channels of the last feature map (what the classifier pools)."""
+        return self.stages[-1].out_shape[0]
 
     @property
     def output_shape(self) -> Shape:

@@ -9,12 +9,14 @@ A standalone PyTorch model. Module names follow torchvision/timm, so their
 checkpoints load with ``load_state_dict(strict=True)``.
 """
 
-from __future__ import annotations
-
+# No "from __future__ import annotations": torch.fx copies forward's annotations into the code it
+# generates, and TorchScript must then read them as types, not strings.
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 
 def norm(channels: int) -> nn.BatchNorm2d:
@@ -133,10 +135,77 @@ def drop_path_rates(rate: float) -> list[float]:
     return [rate * i / (total - 1) if total > 1 else rate for i in range(total)]
 
 
+# The feature maps a detector or segmenter can take (timm's feature_info): channels, the
+# input's size over the map's, the module whose output it is. FEATURE_PATH: what
+# forward_features runs, in order.
+FEATURE_INFO = (
+    {"num_chs": 64, "reduction": 2, "module": "act1"},
+    {"num_chs": 256, "reduction": 4, "module": "layer1"},
+    {"num_chs": 512, "reduction": 8, "module": "layer2"},
+    {"num_chs": 1024, "reduction": 16, "module": "layer3"},
+    {"num_chs": 2048, "reduction": 32, "module": "layer4"},
+)
+FEATURE_PATH = (
+    "conv1",
+    "bn1",
+    "act1",
+    "maxpool",
+    "layer1",
+    "layer2",
+    "layer3",
+    "layer4",
+)
+STAGE_NAMES = frozenset(stage.name for stage in STAGES)
+
+
+def feature_take_indices(count: int, indices: int | Sequence[int] | None) -> list[int]:
+    """timm's rule: None takes every map, an int n the last n, a sequence those (negative from
+    the end)."""
+    if indices is None:
+        return list(range(count))
+    if isinstance(indices, int):
+        if not 0 < indices <= count:
+            raise ValueError(f"indices={indices}: expected 1 to {count} (the last n feature maps)")
+        return list(range(count - indices, count))
+    picked = [i + count if i < 0 else i for i in indices]
+    if not picked or not all(0 <= i < count for i in picked):
+        raise ValueError(f"indices={list(indices)}: expected indices from {-count} to {count - 1}")
+    return sorted(set(picked))
+
+
+def checkpoint_blocks(stages: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    """Run the blocks of ``stages`` with gradient checkpointing: each block's activations are
+    recomputed in the backward pass instead of kept."""
+    for stage in stages:
+        for block in stage if isinstance(stage, nn.Sequential) else [stage]:
+            x = checkpoint(block, x, use_reentrant=False)
+    return x
+
+
+class GlobalPool(nn.Module):
+    """Global average or max pool, flattened; "" keeps the map (no pooling), as timm's pool_type."""
+
+    def __init__(self, pool_type: str = "avg") -> None:
+        super().__init__()
+        if pool_type not in ("avg", "max", ""):
+            raise ValueError(f"pool_type={pool_type!r}: expected 'avg', 'max' or ''")
+        self.pool_type = pool_type
+        self.pool = {"avg": nn.AdaptiveAvgPool2d(1), "max": nn.AdaptiveMaxPool2d(1)}.get(
+            pool_type, nn.Identity()
+        )
+        self.flatten = nn.Flatten(1) if pool_type else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.flatten(self.pool(x))
+
+
 class ResNet(nn.Module):
     """The resnetrs270 network.
 
-    The stem, one ``nn.Sequential`` of blocks per row of ``STAGES``, and the head.
+    The stem, one ``nn.Sequential`` of blocks per row of ``STAGES``, and the head. The model API
+    of timm's models: ``feature_info``, ``num_features``, ``forward_features``,
+    ``forward_head(x, pre_logits=...)``, ``forward_intermediates``, ``prune_intermediate_layers``,
+    ``reset_classifier``, ``get_classifier``, ``set_grad_checkpointing``.
     """
 
     def __init__(self, num_classes: int = 1000, drop_path_rate: float = 0.0) -> None:
@@ -166,9 +235,13 @@ class ResNet(nn.Module):
                 stride = stage.stride if strided else 1
                 blocks.append(stage.block(chs, stage.mid_chs, stage.out_chs, stride, next(rates)))
             self.add_module(stage.name, nn.Sequential(*blocks))
-        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        self.global_pool = GlobalPool("avg")
         self.dropout = nn.Dropout(0.25)
         self.fc = nn.Linear(2048, num_classes)
+        self.num_classes = num_classes
+        self.num_features = 2048
+        self.feature_info = [dict(info) for info in FEATURE_INFO]
+        self.grad_checkpointing = False
         self.init_weights()
 
     def init_weights(self) -> None:
@@ -185,25 +258,112 @@ class ResNet(nn.Module):
             if hasattr(m, "zero_init_last"):
                 m.zero_init_last()
 
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block's activations in the backward pass instead of keeping them."""
+        self.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def get_classifier(self, name_only: bool = False) -> str | nn.Module:
+        return "fc" if name_only else self.fc
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """A new classifier of ``num_classes`` outputs (0: none, the model returns pooled features);
+        ``global_pool`` 'avg', 'max' or '' (no pooling), the current one if None."""
+        ref = next(self.parameters())
+        self.num_classes = num_classes
+        if global_pool is not None:
+            self.global_pool = GlobalPool(global_pool)
+        self.fc = (
+            nn.Linear(self.num_features, num_classes, device=ref.device, dtype=ref.dtype)
+            if num_classes > 0
+            else nn.Identity()
+        )
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv1(x)
         x = self.bn1(x)
         x = self.act1(x)
         x = self.maxpool(x)
-        x = self.layer1(x)
-        x = self.layer2(x)
-        x = self.layer3(x)
-        x = self.layer4(x)
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            x = checkpoint_blocks(
+                [
+                    self.layer1,
+                    self.layer2,
+                    self.layer3,
+                    self.layer4,
+                ],
+                x,
+            )
+        else:
+            x = self.layer1(x)
+            x = self.layer2(x)
+            x = self.layer3(x)
+            x = self.layer4(x)
         return x
 
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.flatten(self.global_pool(x), 1)
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.global_pool(x)
         x = self.dropout(x)
+        if pre_logits:
+            return x
         x = self.fc(x)
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+    @torch.jit.ignore
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | Sequence[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """The feature maps of ``FEATURE_INFO`` taken by ``indices`` (all by default, an int n:
+        the last n), and the final features (as ``forward_features``), as timm's models return them.
+
+        norm: no effect (this network has no final norm).
+        stop_early: stop after the last map taken (the features returned are then that map).
+        """
+        if output_fmt != "NCHW":
+            raise ValueError(f"output_fmt={output_fmt!r}: this model's maps are 'NCHW'")
+        take = feature_take_indices(len(FEATURE_INFO), indices)
+        index_of = {info["module"]: i for i, info in enumerate(FEATURE_INFO)}
+        intermediates = []
+        for name in FEATURE_PATH:
+            module = getattr(self, name)
+            x = (
+                checkpoint_blocks([module], x)
+                if self.grad_checkpointing and name in STAGE_NAMES
+                else module(x)
+            )
+            index = index_of.get(name)
+            if index is not None and index in take:
+                intermediates.append(x)
+                if stop_early and index == take[-1]:
+                    break
+        if intermediates_only:
+            return intermediates
+        return x, intermediates
+
+    @torch.jit.ignore
+    def prune_intermediate_layers(
+        self, indices: int | Sequence[int] = 1, prune_norm: bool = False, prune_head: bool = True
+    ) -> list[int]:
+        """Replace what comes after the last feature map of ``indices`` by ``nn.Identity`` (and
+        the final norm with ``prune_norm``, the classifier with ``prune_head``); returns the indices
+        kept."""
+        take = feature_take_indices(len(FEATURE_INFO), indices)
+        last = FEATURE_PATH.index(FEATURE_INFO[take[-1]]["module"])
+        for name in FEATURE_PATH[last + 1 :]:
+            setattr(self, name, nn.Identity())
+        if prune_head:
+            self.reset_classifier(0, "")
+        return take
 
 
 def build_model(num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:

@@ -11,7 +11,8 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from archgen.emit import load_source, render
+from archgen import live
+from archgen.emit import render
 from archgen.errors import MissingFramework, OptionError, RunError, memory_guard
 from archgen.ir import Conv, Layer, Linear, Network, Norm, Shape
 
@@ -105,7 +106,7 @@ class KerasBackend:
         its weights (cpu, cuda, cuda:N)."""
         self.require()
         source = render(network, "keras", source=f"{network.name} (live)")
-        module = load_source(source, f"archgen_live_keras.{network.name}_{network.digest[:12]}")
+        module = live.load(source, live.name_for("keras", network.name, network.digest))
         with self.device_scope(device), _floatx(dtype), memory_guard(f"building {network.name} on {device or 'cpu'}"):
             model = module.build_model()
         model.archgen_network = network  # lets transfer_weights check and map by IR name

@@ -13,7 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from archgen.emit import load_source, render
+from archgen import live
+from archgen.emit import render
 from archgen.errors import MissingFramework, OptionError, RunError, memory_guard
 from archgen.ir import Network, Shape
 
@@ -62,7 +63,9 @@ class TorchBackend:
     def module(self, network: Network) -> types.ModuleType:
         """The generated model module for a network (what ``archgen emit`` writes)."""
         source = render(network, "torch", source=f"{network.name} (live)")
-        return load_source(source, f"archgen_live.{network.name}_{network.digest[:12]}")
+        module = live.load(source, live.name_for("torch", network.name, network.digest))
+        live.picklable(module.ResNet)
+        return module
 
     def build(self, network: Network, device: str | None = None, dtype: str | None = None) -> nn.Module:
         dev = check_device(device)

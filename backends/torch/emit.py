@@ -54,7 +54,7 @@ def module(layer: Layer, network_act: str) -> str:
         case MaxPool():
             return f"nn.MaxPool2d({layer.kernel}, stride={layer.stride}, padding={layer.padding})"
         case GlobalPool():
-            return "nn.AdaptiveAvgPool2d(1)" if layer.pool == "avg" else "nn.AdaptiveMaxPool2d(1)"
+            return f'GlobalPool("{layer.pool}")'
         case Dropout():
             return f"nn.Dropout({layer.rate!r})"
         case Linear():
