@@ -10,6 +10,7 @@ shipped spec of that name unless a file of that name is at hand.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from functools import cache
 from pathlib import Path
@@ -46,6 +47,19 @@ def shipped(name: str) -> Path | None:
         return None
     path = shipped_dir() / f"{name}{SUFFIX}"
     return path if path.is_file() else None
+
+
+def locate(ref: str) -> Path:
+    """What a spec reference names: whatever is at that path (a file, or something the loader then
+    refuses by name), else the shipped spec of that bare name. A bare name that is neither raises
+    LookupError with ``unknown_name``'s message; a missing path is returned for its reader to report."""
+    path = Path(ref)
+    if os.path.lexists(path) or not is_name(ref):
+        return path
+    found = shipped(ref)
+    if found is None:
+        raise LookupError(unknown_name(ref))
+    return found
 
 
 def is_shipped(path: Path) -> bool:

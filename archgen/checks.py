@@ -28,6 +28,8 @@ class BuildReport:
     network: Network
     backend: str
     checks: tuple[Check, ...]
+    params: int  # measured on the model (trainable parameters)
+    stats: int  # measured on the model (normalisation statistics)
     output_shape: tuple[int, ...]
 
     @property
@@ -55,4 +57,4 @@ def check_build(network: Network, backend: str = "torch", device: str | None = N
         Check(f"shape {name}", shape_text(shape), shape_text(shapes.get(name, ())))
         for name, shape in network.boundaries().items()
     ]
-    return model, BuildReport(network, backend, tuple(checks), tuple(shapes.get("output", ())))
+    return model, BuildReport(network, backend, tuple(checks), params, stats, tuple(shapes.get("output", ())))

@@ -61,17 +61,15 @@ class SpecRef(click.ParamType):  # type: ignore[type-arg]  # generic only in cli
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
         if isinstance(value, Path):
             return value
-        path = Path(value)
-        if path.is_dir():
+        if Path(value).is_dir():
             self.fail(f"'{value}' is a folder, not a spec file", param, ctx)
-        if os.path.lexists(path):  # a file, or something the loader refuses by name (a FIFO, a dangling link)
-            return path
-        found = catalog.shipped(value)
-        if found is not None:
-            return found
-        if catalog.is_name(value):
-            self.fail(catalog.unknown_name(value), param, ctx)
-        self.fail(f"file '{value}' does not exist", param, ctx)
+        try:
+            found = catalog.locate(value)  # a FIFO or a dangling link is the loader's to refuse, by name
+        except LookupError as exc:
+            self.fail(exc.args[0], param, ctx)
+        if not os.path.lexists(found):
+            self.fail(f"file '{value}' does not exist", param, ctx)
+        return found
 
 
 SPEC = SpecRef()
@@ -192,8 +190,8 @@ def build(
             console.print(escape(f"MISMATCH {c.name}: IR {c.ir}, model {c.model}"), style="bold red")
         if report.ok:
             console.print(
-                f"ok: {backend} model matches the IR ({report.checks[0].model:,} params, "
-                f"{report.checks[1].model:,} norm statistics, output {shape_text(report.output_shape)})"
+                f"ok: {backend} model matches the IR ({report.params:,} params, "
+                f"{report.stats:,} norm statistics, output {shape_text(report.output_shape)})"
             )
     if not report.ok:
         sys.exit(EXIT_MISMATCH)

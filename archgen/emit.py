@@ -160,6 +160,15 @@ class Context:
         return any(b.design.residual for b in self.blocks)
 
     @property
+    def final_norm(self) -> bool:
+        """A pre-activation network's head starts with the norm + act its last block left out."""
+        return any(x.name == "post_bn" for x in self.network.head)
+
+    @property
+    def softmax(self) -> bool:
+        return any(x.name == "softmax" for x in self.network.head)
+
+    @property
     def plain(self) -> bool:
         return any(not b.design.residual for b in self.blocks)
 
@@ -225,15 +234,11 @@ def _uses(network: Network, blocks: list[BlockClass]) -> set[str]:
     for b in blocks:
         if b.se is not None:
             uses.add(f"round_{b.se.rounding}")
-        if b.shortcut is not None:
-            uses.add(f"shortcut_{b.shortcut.kind}")
     for layer in (*network.stem, *network.head):
         if isinstance(layer, MaxPool):
             uses.add("max_pool")
             if layer.pad_value == "neg_inf":
                 uses.add("neg_inf_pad")
-            if layer.pad_value == "zero" and layer.padding:
-                uses.add("zero_pad_max_pool")
     # Average pools of stride 3 or more: "same" padding would shift their windows (Keras).
     if any(isinstance(x, AvgPool) and x.ceil_mode and x.stride > 2 for x in network.layers()):
         uses.add("ceil_avg_pool")

@@ -69,11 +69,12 @@ def load_spec_with_positions(source: Source, overrides: Overrides = None) -> tup
 
 def _load_path(path: Path) -> tuple[Data, Positions]:
     display = str(path)
-    if not os.path.lexists(path) and catalog.is_name(display):  # no such file: a shipped spec's name
-        shipped = catalog.shipped(display)
-        if shipped is None:
-            raise SpecError(Problem(display, None, None, "", catalog.unknown_name(display)))
-        path, display = shipped, _display(shipped)
+    try:
+        found = catalog.locate(display)  # a file at hand, else a shipped spec's name
+    except LookupError as exc:
+        raise SpecError(Problem(display, None, None, "", exc.args[0])) from None
+    if found != path:
+        path, display = found, _display(found)
     try:
         root = path.resolve().parent
     except (OSError, ValueError) as exc:  # a NUL character in the path, a symlink loop

@@ -20,7 +20,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from .errors import Problem, SpecError, dotted
 from .ir import (
@@ -96,9 +96,9 @@ class Rules:
         return "x".join(str(v) for v in self.hw)
 
 
-def spec_digest(spec: Spec) -> str:
-    """sha256 of the resolved spec (canonical JSON): identifies what was compiled."""
-    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+def spec_digest(resolved: dict[str, Any]) -> str:
+    """sha256 of the resolved spec's JSON data (canonical form): identifies what was compiled."""
+    canonical = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -542,6 +542,7 @@ def _network(spec: Spec, hw: tuple[int, int]) -> Network:
     head = head_layers(spec, r, shape, stages[-1].design.preact)
     spend(totals, head, "the head", ("head",), r)
     head_spec = spec.head
+    resolved = spec.model_dump(mode="json")
     return Network(
         name=spec.name,
         input_shape=(spec.input.channels, *hw),
@@ -553,9 +554,9 @@ def _network(spec: Spec, hw: tuple[int, int]) -> Network:
         drop_path=DropPathOptions(spec.drop_path.rate, spec.drop_path.schedule),
         init=InitOptions(spec.init.conv, spec.init.mode, spec.init.zero_init_last),
         classes=head_spec.classes if isinstance(head_spec, ClassifierHead) else None,
-        digest=spec_digest(spec),
+        digest=spec_digest(resolved),
         description=spec.description,
-        resolved=spec.model_dump(mode="json"),
+        resolved=resolved,
     )
 
 

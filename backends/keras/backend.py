@@ -110,7 +110,6 @@ class KerasBackend:
         with self.device_scope(device), _floatx(dtype), memory_guard(f"building {network.name} on {device or 'cpu'}"):
             model = module.build_model()
         model.archgen_network = network  # lets transfer_weights check and map by IR name
-        model.archgen_device = device
         return model
 
     def get_weights(
