@@ -9,7 +9,7 @@ Importing archgen imports no deep-learning framework; a backend does, lazily.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,20 +69,55 @@ def build(
     overrides: Overrides = None,
     input_size: int | None = None,
     device: str | None = None,
+    features_only: bool = False,
+    out_indices: Sequence[int] | None = None,
     **fields: Any,
 ) -> Any:
     """Compile a spec into a live model of ``backend``.
 
     Field overrides may be given as ``overrides=["stages.2.depth=36"]`` or as
     keyword arguments with ``__`` for the dots: ``head__classes=10``.
+
+    ``features_only=True`` replaces the head by ``{type: features, out_indices: ...}`` (timm's
+    option): the model returns the maps of ``feature_info`` at ``out_indices`` as a list (all of
+    them by default) and ends at the last stage taken.
     """
     from . import registry
 
     if fields:
         extra = {k.replace("__", "."): v for k, v in fields.items()}
         overrides = {**_as_mapping(overrides), **extra}
-    _, network = compile_spec(spec_or_path, overrides, input_size)
+    if out_indices is not None and not features_only:
+        raise TypeError("out_indices applies to a features model: pass features_only=True too")
+    if not features_only:
+        _, network = compile_spec(spec_or_path, overrides, input_size)
+    else:
+        network = _features_network(spec_or_path, overrides, input_size, out_indices)
     return registry.get(backend).build(network, device=device)
+
+
+def _features_network(
+    spec_or_path: Spec | str | Path, overrides: Overrides, input_size: int | None, out_indices: Sequence[int] | None
+) -> Network:
+    """The spec's network with a features head taking ``out_indices`` (every map if None)."""
+    from pydantic import ValidationError
+
+    from .spec import FeaturesHead, NoStem
+
+    if isinstance(spec_or_path, Spec):
+        spec, positions = spec_or_path, None
+        if overrides:
+            raise TypeError("overrides apply to a spec file or mapping; pass one, or change the Spec with model_copy")
+    else:
+        spec, positions = load_spec_with_positions(spec_or_path, overrides)
+    if out_indices is None:
+        out_indices = range(len(spec.stages) + (0 if isinstance(spec.stem, NoStem) else 1))
+    try:
+        head = FeaturesHead(type="features", out_indices=list(out_indices))
+    except ValidationError as exc:
+        message = "; ".join(e["msg"] for e in exc.errors())
+        raise SpecError(Problem("out_indices=", None, None, "head.out_indices", message)) from None
+    return resolve(spec.model_copy(update={"head": head}), positions, input_size)
 
 
 def _as_mapping(overrides: Overrides) -> dict[str, Any]:

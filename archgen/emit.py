@@ -101,6 +101,8 @@ class StageRow:
     out_chs: int
     stride: int
     stride_last: bool
+    dilation: int = 1
+    first_dilation: int = 1
 
 
 @dataclass
@@ -182,14 +184,42 @@ class Context:
         return any(s.stride_last for s in self.stages)
 
     @property
+    def dilated(self) -> bool:
+        """Some stage dilates its convs (output_stride): the blocks take dilation arguments."""
+        return any(s.dilation > 1 for s in self.stages)
+
+    @property
     def columns(self) -> list[str]:
-        """Names of the stage table's columns (mid_chs only for residual blocks)."""
+        """Names of the stage table's columns (mid_chs only for residual blocks; the dilations only
+        where some stage dilates)."""
         cols = ["name", "block", "depth", "in_chs", "mid_chs", "out_chs", "stride", "stride_last"]
         if not self.residual:
             cols.remove("mid_chs")
         if not self.stride_last:
             cols.remove("stride_last")
+        if self.dilated:
+            cols += ["dilation", "first_dilation"]
         return cols
+
+    @property
+    def truncated(self) -> bool:
+        """A features head ends the network before the spec's last stage: the drop-path schedule
+        still runs over every stage of the spec."""
+        return len(self.drop_path.depths) != len(self.stages)
+
+    @property
+    def stem_tap(self) -> str | None:
+        """The IR name of the stem layer whose output is taken (out_indices 0), if it is."""
+        first = self.network.feature_info[0].module if self.network.stem else None
+        if first is None or first not in self.taps:
+            return None
+        return [x.name for x in self.network.stem if x.name.split(".")[0] == first][-1]
+
+    @property
+    def taps(self) -> dict[str, int]:
+        """Top-level module -> position in the output list, for a features head with out_indices."""
+        taken = self.network.out_indices or ()
+        return {self.network.feature_info[i].module: n for n, i in enumerate(taken)}
 
     @property
     def rows(self) -> list[dict[str, str]]:
@@ -271,6 +301,8 @@ def build_context(network: Network, source: str) -> Context:
                 out_chs=stage.out_shape[0],
                 stride=stage.stride,
                 stride_last=design.stride_last,
+                dilation=stage.dilation,
+                first_dilation=stage.first_dilation,
             )
         )
     classes = list(blocks.values())

@@ -50,9 +50,10 @@ class Conv(Layer):
     out_ch: int
     kernel: int
     stride: int = 1
-    padding: int = 0
+    padding: int = 0  # dilation * (kernel // 2): the map keeps its size at stride 1
     groups: int = 1
     bias: bool = False
+    dilation: int = 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,7 +83,11 @@ class MaxPool(Layer):
 
 @dataclass(frozen=True, kw_only=True)
 class AvgPool(Layer):
-    """PyTorch's ``AvgPool2d(k, s, ceil_mode=True, count_include_pad=False)`` (ResNet-D shortcuts)."""
+    """PyTorch's ``AvgPool2d(k, s, ceil_mode=True, count_include_pad=False)`` (ResNet-D shortcuts).
+
+    ``pad_after``: zeros appended below and to the right first, counted in the average: the 2x2
+    stride-1 "same" pool (timm's ``AvgPool2dSame``) of a ResNet-D shortcut in a dilated stage.
+    """
 
     kind: ClassVar[str] = "avg_pool"
     kernel: int
@@ -90,6 +95,7 @@ class AvgPool(Layer):
     padding: int = 0
     ceil_mode: bool = True
     count_include_pad: bool = False
+    pad_after: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,6 +138,9 @@ class ConvSlot:
     strided: bool  # takes the block's stride
     groups: int = 1
     bias: bool = False
+    # Comes after the strided conv: in a dilated stage it takes the stage's dilation, where the convs
+    # up to the stride keep the previous one (timm's and torchvision's first_dilation).
+    after_stride: bool = False
 
 
 @dataclass(frozen=True)
@@ -202,6 +211,8 @@ class Block:
     stride: int
     layers: tuple[Layer, ...]
     drop_path: float = 0.0
+    first_dilation: int = 1  # of the convs up to the strided one
+    dilation: int = 1  # of the convs after it
 
     @property
     def params(self) -> int:
@@ -226,7 +237,9 @@ class Stage:
     in_shape: Shape
     out_shape: Shape
     mid_chs: int  # the block width before expansion (a bottleneck's inner width)
-    stride: int
+    stride: int  # 1 where output_stride turned the stride into dilation
+    dilation: int = 1  # the stage's dilation (output_stride)
+    first_dilation: int = 1  # the previous stage's: the convs up to where the stride would be keep it
 
     @property
     def depth(self) -> int:
@@ -256,6 +269,7 @@ class FeatureInfo:
     num_chs: int
     reduction: int  # the input's size over this map's, by strides (timm's convention)
     module: str  # the top-level module whose output it is
+    shape: Shape = field(default=(), compare=False)  # channels-first, at the spec's input size
 
 
 @dataclass(frozen=True)
@@ -268,6 +282,9 @@ class NormOptions:
 class DropPathOptions:
     rate: float
     schedule: Literal["linear", "per_stage", "uniform"]
+    # The stage depths the schedule runs over: the spec's, also where a features head with
+    # out_indices ends the network before its last stage (the blocks built keep their rates).
+    depths: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -288,9 +305,13 @@ class Network:
     norm: NormOptions
     drop_path: DropPathOptions
     init: InitOptions
-    classes: int | None  # None: a features head (the model returns the last feature map)
+    classes: int | None  # None: a features head (the model returns feature maps)
     digest: str  # sha256 of the resolved spec
     description: str = ""
+    # A features head's out_indices (into feature_info, ascending, non-negative): the model returns
+    # those maps as a list. None: one output (the classifier's, or the last feature map).
+    out_indices: tuple[int, ...] | None = None
+    output_stride: int | None = None  # the spec's (stages past it dilate); None: the network's own strides
     # The resolved spec as JSON data (what ``digest`` hashes): says what differs between two networks.
     resolved: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -324,16 +345,23 @@ class Network:
         for layer in self.stem:
             reduction *= getattr(layer, "stride", 1)
             if layer is (before_pool[-1] if before_pool else None):
-                out.append(FeatureInfo(layer.out_shape[0], reduction, layer.name.split(".")[0]))
+                out.append(FeatureInfo(layer.out_shape[0], reduction, layer.name.split(".")[0], layer.out_shape))
         for stage in self.stages:
             reduction *= stage.stride
-            out.append(FeatureInfo(stage.out_shape[0], reduction, stage.name))
+            out.append(FeatureInfo(stage.out_shape[0], reduction, stage.name, stage.out_shape))
         return tuple(out)
 
     @property
     def num_features(self) -> int:
         """Channels of the last feature map (what the classifier pools)."""
         return self.stages[-1].out_shape[0]
+
+    @property
+    def output_shapes(self) -> tuple[Shape, ...]:
+        """The shape of every output: one, or the maps of ``out_indices``."""
+        if self.out_indices is None:
+            return (self.output_shape,)
+        return tuple(self.feature_info[i].shape for i in self.out_indices)
 
     @property
     def output_shape(self) -> Shape:
@@ -382,6 +410,8 @@ class Network:
         """Output shape after the stem, after each stage and of the whole network."""
         out = {row.name: row.out_shape for row in self.sections()}
         out["output"] = self.output_shape
+        if self.out_indices is not None:
+            out.update({f"output.{i}": shape for i, shape in enumerate(self.output_shapes)})
         return out
 
     def to_json(self) -> dict[str, Any]:

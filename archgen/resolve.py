@@ -53,6 +53,7 @@ from .spec import (
     ClassicStem,
     ClassifierHead,
     DeepStem,
+    FeaturesHead,
     PlainBlock,
     Spec,
 )
@@ -149,12 +150,15 @@ def conv(
     *,
     bias: bool,
     field: Path_,
+    dilation: int = 1,
 ) -> Conv:
     c, h, w = shape
     if c % groups or out_ch % groups:
         raise Refused(f"{name}: {groups} groups do not divide {c} input / {out_ch} output channels", field)
-    pad = kernel // 2
-    oh, ow = pooled_size(h, kernel, stride, pad), pooled_size(w, kernel, stride, pad)
+    dilation = dilation if kernel > 1 else 1  # a 1x1 conv has nothing to dilate
+    pad = dilation * (kernel // 2)
+    span = dilation * (kernel - 1) + 1  # the kernel's extent on the input
+    oh, ow = pooled_size(h, span, stride, pad), pooled_size(w, span, stride, pad)
     check_size(r, name, (h, w), (oh, ow), f"a {kernel}x{kernel} conv", stride)
     weights = out_ch * (c // groups) * kernel * kernel
     return Conv(
@@ -170,6 +174,7 @@ def conv(
         padding=pad,
         groups=groups,
         bias=bias,
+        dilation=dilation,
     )
 
 
@@ -207,6 +212,12 @@ def avg_pool(r: Rules, name: str, shape: Shape, stride: int) -> AvgPool:
     out = pooled_size(h, stride, stride, 0, True), pooled_size(w, stride, stride, 0, True)
     check_size(r, name, (h, w), out, "an avg pool", stride)
     return AvgPool(name=name, in_shape=shape, out_shape=(c, *out), kernel=stride, stride=stride)
+
+
+def same_avg_pool(name: str, shape: Shape) -> AvgPool:
+    """timm's 2x2 stride-1 "same" average (AvgPool2dSame) of a ResNet-D shortcut in a dilated stage:
+    a zero row and column appended, counted in the average; the map keeps its size."""
+    return AvgPool(name=name, in_shape=shape, out_shape=shape, kernel=2, stride=1, ceil_mode=False, pad_after=1)
 
 
 # -- sections ---------------------------------------------------------------------------------------------------
@@ -275,15 +286,16 @@ def block_design(block: BlockSpec, r: Rules, zero_init_last: bool) -> BlockDesig
     # In a pre-activation block the last conv feeds the addition directly: no norm follows it.
     last_bias = r.bias(normed=not preact)
     if isinstance(block, BottleneckBlock):
+        at_1x1 = block.stride_at == "1x1"
         convs: tuple[ConvSlot, ...] = (
-            ConvSlot(1, "in_chs", "mid_chs", 1, block.stride_at == "1x1", 1, r.bias(True)),
-            ConvSlot(2, "mid_chs", "mid_chs", 3, block.stride_at == "3x3", block.groups, r.bias(True)),
-            ConvSlot(3, "mid_chs", "out_chs", 1, False, 1, last_bias),
+            ConvSlot(1, "in_chs", "mid_chs", 1, at_1x1, 1, r.bias(True)),
+            ConvSlot(2, "mid_chs", "mid_chs", 3, not at_1x1, block.groups, r.bias(True), after_stride=at_1x1),
+            ConvSlot(3, "mid_chs", "out_chs", 1, False, 1, last_bias, after_stride=True),
         )
     else:
         convs = (
             ConvSlot(1, "in_chs", "mid_chs", 3, True, 1, r.bias(True)),
-            ConvSlot(2, "mid_chs", "out_chs", 3, False, 1, last_bias),
+            ConvSlot(2, "mid_chs", "out_chs", 3, False, 1, last_bias, after_stride=True),
         )
     shortcut = ShortcutDesign(block.shortcut.type, bias=r.bias(normed=not preact), norm=not preact)
     se = None if block.se is None else SEDesign(**block.se.model_dump())
@@ -318,9 +330,12 @@ def se_layers(r: Rules, name: str, shape: Shape, se: SEDesign, field: Path_) -> 
 
 
 def shortcut_layers(
-    r: Rules, name: str, design: BlockDesign, shape: Shape, out: Shape, stride: int, field: Path_
+    r: Rules, name: str, design: BlockDesign, shape: Shape, out: Shape, stride: int, field: Path_, dilation: int = 1
 ) -> list[Layer]:
-    """The shortcut's layers where the block changes shape (none where it keeps it)."""
+    """The shortcut's layers where the block changes shape (none where it keeps it).
+
+    In a dilated stage (``dilation`` > 1, the stride turned into dilation) an average-pool shortcut
+    that projects still averages, 2x2 at stride 1, as timm's does."""
     sc = design.shortcut
     assert sc is not None  # residual blocks only
     project = shape[0] != out[0]
@@ -344,6 +359,8 @@ def shortcut_layers(
             )
             layers.append(pool)
             cur = pool.out_shape
+        elif dilation > 1 and sc.kind == "avgpool":
+            layers.append(same_avg_pool(f"{name}.0", cur))
         index, conv_stride = 1, 1
     if sc.project_on_stride or project:
         layers.append(conv(r, f"{name}.{index}", cur, out[0], 1, conv_stride, bias=sc.bias, field=where))
@@ -365,8 +382,11 @@ def block_layers(
     rate: float,
     drop_path: bool,
     field: Path_,
+    dilations: tuple[int, int] = (1, 1),
 ) -> Block:
-    """The layers of one block, rendered from its design (the templates render the same design)."""
+    """The layers of one block, rendered from its design (the templates render the same design).
+
+    ``dilations``: of the convs up to the strided one, and of those after it (output_stride)."""
     channels = {"in_chs": shape[0], "mid_chs": mid, "out_chs": out_ch}
     p = f"{name}."
     layers: list[Layer] = []
@@ -387,6 +407,7 @@ def block_layers(
             slot.groups,
             bias=slot.bias,
             field=(*field, "block", "groups"),
+            dilation=dilations[1] if slot.after_stride else dilations[0],
         )
         layers.append(layer)
         cur = layer.out_shape
@@ -399,14 +420,17 @@ def block_layers(
             layers += se_layers(r, p + "se", cur, design.se, (*field, "block", "se"))
         if drop_path:
             layers.append(DropPath(name=p + "drop_path", in_shape=cur, out_shape=cur, rate=rate))
-        layers += shortcut_layers(r, p + "downsample", design, shape, cur, stride, field)
+        layers += shortcut_layers(r, p + "downsample", design, shape, cur, stride, field, dilations[1])
         if not design.preact:
             layers.append(act(f"{p}act{design.last}", cur, r.act))
-    return Block(name, design, shape, cur, stride, tuple(layers), rate if design.residual else 0.0)
+    rate = rate if design.residual else 0.0
+    return Block(name, design, shape, cur, stride, tuple(layers), rate, dilations[0], dilations[1])
 
 
 def head_layers(spec: Spec, r: Rules, shape: Shape, preact: bool) -> list[Layer]:
     layers: list[Layer] = []
+    if isinstance(spec.head, FeaturesHead) and spec.head.out_indices is not None:
+        return layers  # the maps feature_info lists, as they leave their modules
     if preact:  # a pre-activation network ends with the norm + act its last block left out
         layers += [norm(r, "post_bn", shape), act("post_act", shape, r.act)]
     head = spec.head
@@ -503,19 +527,73 @@ def _locate(refusal: Refused, positions: Positions | None, size_from: str | None
     )
 
 
+def stage_strides(stem_stride: int, strides: list[int], output_stride: int | None) -> list[tuple[int, int]]:
+    """(stride, dilation) of every stage: a stage that would take the network's stride past
+    ``output_stride`` keeps its resolution and dilates by its stride instead (timm's rule)."""
+    net, dilation, out = stem_stride, 1, []
+    if output_stride is not None and net > output_stride:
+        raise Refused(
+            f"the stem alone reduces the input {net}x, past output_stride {output_stride}", ("output_stride",)
+        )
+    for stride in strides:
+        if output_stride is not None and net * stride > output_stride:
+            dilation *= stride
+            out.append((1, dilation))
+        else:
+            net *= stride
+            out.append((stride, dilation))
+    if output_stride is not None and net < output_stride < stem_stride * math.prod(strides):
+        raise Refused(
+            f"stage strides {strides} after a {stem_stride}x stem cannot give output_stride {output_stride} "
+            f"(they reach {net}x, then dilate)",
+            ("output_stride",),
+        )
+    return out
+
+
+def out_indices(spec: Spec, has_stem: bool) -> tuple[int, ...] | None:
+    """A features head's out_indices, made ascending and non-negative (refused where one does not exist)."""
+    head = spec.head
+    if not isinstance(head, FeaturesHead) or head.out_indices is None:
+        return None
+    count = len(spec.stages) + (1 if has_stem else 0)
+    field: Path_ = ("head", "out_indices")
+    if any(not -count <= i < count for i in head.out_indices):
+        raise Refused(
+            f"out_indices {head.out_indices}: this network has {count} feature maps "
+            f"({'the stem and ' if has_stem else ''}{len(spec.stages)} stages), "
+            f"so indices from {-count} to {count - 1}",
+            field,
+        )
+    picked = [i + count if i < 0 else i for i in head.out_indices]
+    if len(set(picked)) != len(picked):
+        raise Refused(f"out_indices {head.out_indices} name a feature map twice", field)
+    if has_stem and picked == [0]:
+        raise Refused("out_indices take no stage's map (0 is the stem's); take at least one stage", field)
+    return tuple(sorted(picked))
+
+
 def _network(spec: Spec, hw: tuple[int, int]) -> Network:
     r = Rules(NormOptions(spec.norm.eps, spec.norm.momentum), spec.act, spec.conv_bias, hw)
     shape: Shape = (spec.input.channels, *hw)
     stem = stem_layers(spec, r, shape)
     totals = spend((0, 0), stem, "the stem", ("stem",), r)
     shape = stem[-1].out_shape if stem else shape
-    rates = drop_rates([s.depth for s in spec.stages], spec.drop_path.rate, spec.drop_path.schedule)
+    depths = [s.depth for s in spec.stages]
+    rates = drop_rates(depths, spec.drop_path.rate, spec.drop_path.schedule)
+    taken = out_indices(spec, bool(stem))
+    # A features head with out_indices ends the network at the last stage it takes (timm's features_only).
+    built = len(spec.stages) if taken is None else taken[-1] + (0 if stem else 1)
+    strides = [s.stride if s.stride is not None else (1 if i == 0 else 2) for i, s in enumerate(spec.stages)]
+    stem_stride = math.prod(getattr(x, "stride", 1) for x in stem)
+    plan = stage_strides(stem_stride, strides, spec.output_stride)
     stages: list[Stage] = []
-    for s, stage_spec in enumerate(spec.stages):
+    previous = 1  # the dilation before this stage
+    for s, stage_spec in enumerate(spec.stages[:built]):
         block_spec = spec.stage_block(s)
         field: Path_ = ("stages", s)
         design = block_design(block_spec, r, spec.init.zero_init_last)
-        stride = stage_spec.stride if stage_spec.stride is not None else (1 if s == 0 else 2)
+        stride, dilation = plan[s]
         width = scaled_width(stage_spec.width, spec.width_multiplier)
         name = f"layer{s + 1}"
         mid = mid_channels(block_spec, width, f"{name}.0", field)
@@ -523,6 +601,9 @@ def _network(spec: Spec, hw: tuple[int, int]) -> Network:
         strided = stage_spec.depth - 1 if design.stride_last else 0
         stage_in, blocks = shape, []
         for i in range(stage_spec.depth):
+            # Blocks before the one where the stride would be keep the previous dilation; it keeps it
+            # up to its strided conv (first_dilation), and everything after takes the stage's.
+            dilations = (previous if i <= strided else dilation, previous if i < strided else dilation)
             block = block_layers(
                 r,
                 f"{name}.{i}",
@@ -534,11 +615,13 @@ def _network(spec: Spec, hw: tuple[int, int]) -> Network:
                 rates[s][i],
                 spec.drop_path.rate > 0,
                 field,
+                dilations,
             )
             totals = spend(totals, block.layers, block.name, field, r)
             blocks.append(block)
             shape = block.out_shape
-        stages.append(Stage(name, design, tuple(blocks), stage_in, shape, mid, stride))
+        stages.append(Stage(name, design, tuple(blocks), stage_in, shape, mid, stride, dilation, previous))
+        previous = dilation
     head = head_layers(spec, r, shape, stages[-1].design.preact)
     spend(totals, head, "the head", ("head",), r)
     head_spec = spec.head
@@ -551,12 +634,14 @@ def _network(spec: Spec, hw: tuple[int, int]) -> Network:
         head=tuple(head),
         act=spec.act,
         norm=r.norm,
-        drop_path=DropPathOptions(spec.drop_path.rate, spec.drop_path.schedule),
+        drop_path=DropPathOptions(spec.drop_path.rate, spec.drop_path.schedule, tuple(depths)),
         init=InitOptions(spec.init.conv, spec.init.mode, spec.init.zero_init_last),
         classes=head_spec.classes if isinstance(head_spec, ClassifierHead) else None,
         digest=spec_digest(resolved),
         description=spec.description,
         resolved=resolved,
+        out_indices=taken,
+        output_stride=spec.output_stride,
     )
 
 

@@ -36,6 +36,7 @@ MAX_STRIDE = 32
 MAX_EXPANSION = 64
 MAX_INPUT_SIZE = 8_192  # pixels per side, as --input-size
 MAX_CLASSES = 1_000_000
+MAX_FEATURES = 17  # feature maps: the stem's and one per stage (at most 16)
 
 # Names reach emitted source as identifiers and string literals: ASCII identifiers only.
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
@@ -279,9 +280,18 @@ class ClassifierHead(StrictModel):
 
 
 class FeaturesHead(StrictModel):
-    """No head: the model returns the last stage's feature map."""
+    """No classifier: the model returns feature maps for a detector or segmenter.
+
+    Without ``out_indices``, the last stage's map (after the final norm of a pre-activation net).
+    With them, a list of the maps ``feature_info`` lists at those indices (timm's ``features_only``:
+    0 is the stem's map where there is a stem, then one per stage; negative counts from the end),
+    and the network ends at the last stage taken.
+    """
 
     type: Literal["features"]
+    out_indices: list[Annotated[int, Strict(), Field(ge=-MAX_FEATURES, lt=MAX_FEATURES)]] | None = Field(
+        None, min_length=1, max_length=MAX_FEATURES, description="Indices into feature_info of the maps returned."
+    )
 
 
 Head = Annotated[
@@ -330,6 +340,12 @@ class Spec(StrictModel):
     act: Activation = "relu"
     conv_bias: Literal["never", "always", "unnormed"] = Field(
         "never", description="Which convs carry a bias: unnormed = those not followed by a norm layer."
+    )
+    output_stride: Literal[8, 16, 32] | None = Field(
+        None,
+        description="Dense prediction: stages that would take the network's stride past this one keep "
+        "their resolution and dilate their convs instead (timm's output_stride, torchvision's "
+        "replace_stride_with_dilation). Default: the network's own strides.",
     )
     drop_path: DropPathSpec = Field(default_factory=DropPathSpec)
     init: InitSpec = Field(default_factory=InitSpec)

@@ -129,6 +129,13 @@ EDGE_SPECS = {
     "leaky_relu": "stem: none\nblock: plain\nstages: [{depth: 1, width: 4}]\ninput: {size: 8}\nact: leaky_relu\n",
     "two_plain_kinds_and_basic": "block: plain\nstages:\n- {depth: 1, width: 8}\n"
     "- {depth: 1, width: 8, block: {kernel: 5}}\n- {depth: 1, width: 8, block: {type: basic}}\ninput: {size: 32}\n",
+    # output_stride: dilated basic blocks with ResNet-D shortcuts (the 2x2 stride-1 "same" average);
+    # stride-last pre-activation bottlenecks with max-pool shortcuts, as a features model of 3 maps.
+    "dilated_xresnet18": "extends: xresnet18\noutput_stride: 8\ninput: {size: 40}\n",
+    "dilated_v2_features": "extends: resnet50v2\noutput_stride: 16\ninput: {size: 40}\n"
+    "head: {type: features, out_indices: [0, 2, 3]}\n",
+    "dilated_v1_1x1_stride": "extends: keras_resnet50\noutput_stride: 8\ninput: {size: 40}\n"
+    "stages: [{depth: 1, width: 64}, {depth: 1, width: 128}, {depth: 2, width: 256}, {depth: 2, width: 512}]\n",
 }
 
 
@@ -137,6 +144,7 @@ def test_edge_networks_agree(name: str, tmp_path) -> None:
     path = tmp_path / f"{name}.yaml"
     path.write_text(EDGE_SPECS[name])
     _, network = archgen.compile_spec(path)
+    assert KERAS.trace(KERAS.build(network), network) == network.boundaries()  # every output's shape
     for dtype in ("float64", "float32"):
         result = compare(network, "keras", dtype=dtype, gamma=(0.5, 1.5))
         assert result.ok, result.text()

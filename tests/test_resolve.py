@@ -60,7 +60,7 @@ def test_resnet50_is_torchvisions_bottleneck_with_the_stride_on_the_3x3() -> Non
         convs=(
             ConvSlot(1, "in_chs", "mid_chs", kernel=1, strided=False),
             ConvSlot(2, "mid_chs", "mid_chs", kernel=3, strided=True),  # V1.5: stride_at 3x3
-            ConvSlot(3, "mid_chs", "out_chs", kernel=1, strided=False),
+            ConvSlot(3, "mid_chs", "out_chs", kernel=1, strided=False, after_stride=True),
         ),
         shortcut=ShortcutDesign("conv", bias=False, norm=True),
         se=None,
@@ -227,7 +227,7 @@ def test_network_options_resolved_from_the_spec() -> None:
     net = network("resnet50")
     assert net.act == "relu"
     assert net.norm == NormOptions(eps=1e-5, momentum=0.1)  # PyTorch's BatchNorm2d defaults
-    assert net.drop_path == DropPathOptions(rate=0.0, schedule="linear")
+    assert net.drop_path == DropPathOptions(rate=0.0, schedule="linear", depths=(3, 4, 6, 3))
     assert net.init == InitOptions(conv="kaiming_normal", mode="fan_out", zero_init_last=False)
     assert net.classes == 1000 and net.output_shape == (1000,)
     keras = network("keras_resnet50")
@@ -283,7 +283,7 @@ def test_drop_path_layers_follow_the_schedule() -> None:
     layers = [x for x in net.layers() if isinstance(x, DropPath)]
     assert [x.name for x in layers] == [f"{b.name}.drop_path" for b in blocks]
     assert [x.rate for x in layers] == pytest.approx(expected)
-    assert net.drop_path == DropPathOptions(rate=0.15, schedule="linear")
+    assert net.drop_path == DropPathOptions(rate=0.15, schedule="linear", depths=(3, 4, 6, 3))
     assert not any(isinstance(x, DropPath) for x in network("resnet50", input_size=32).layers())
 
 
@@ -460,3 +460,198 @@ def test_an_identity_shortcut_where_no_block_changes_shape_resolves() -> None:
     net = network("resnet18", overrides)
     assert net.stages[0].design.shortcut == ShortcutDesign("identity")
     assert not any(".downsample." in x.name for x in net.layers())
+
+
+# -- dilation (output_stride) ---------------------------------------------------------------------------------
+
+
+def conv_at(net: Network, name: str) -> Conv:
+    layer = net.layer(name)
+    assert isinstance(layer, Conv)
+    return layer
+
+
+def test_output_stride_8_dilates_the_last_two_stages_as_torchvision_does() -> None:
+    """torchvision's replace_stride_with_dilation=[False, True, True]: layer3 and layer4 keep 28x28
+    at 224 px; the first block of a stage keeps the previous dilation in its strided 3x3."""
+    plain, net = network("resnet50"), network("resnet50", {"output_stride": 8})
+    assert [(s.stride, s.dilation, s.first_dilation, s.out_shape[1]) for s in net.stages] == [
+        (1, 1, 1, 56),
+        (2, 1, 1, 28),
+        (1, 2, 1, 28),
+        (1, 4, 2, 28),
+    ]
+    assert net.params == plain.params and net.stats == plain.stats
+    assert [(f.reduction, f.shape[1:]) for f in net.feature_info] == [
+        (2, (112, 112)),
+        (4, (56, 56)),
+        (8, (28, 28)),
+        (8, (28, 28)),
+        (8, (28, 28)),
+    ]
+    for name, dilation in [
+        ("layer3.0.conv2", 1),
+        ("layer3.1.conv2", 2),
+        ("layer3.5.conv2", 2),
+        ("layer4.0.conv2", 2),
+        ("layer4.2.conv2", 4),
+    ]:
+        conv = conv_at(net, name)
+        assert (conv.dilation, conv.padding, conv.stride) == (dilation, dilation, 1), name
+        assert conv.out_shape == (conv.out_ch, 28, 28)
+    assert conv_at(net, "layer3.1.conv2").flops == 256 * 256 * 9 * 28 * 28
+    # 1x1 convs have nothing to dilate; the projection keeps its 1x1 at stride 1.
+    assert conv_at(net, "layer4.0.conv1").dilation == 1
+    assert (conv_at(net, "layer3.0.downsample.0").stride, conv_at(net, "layer3.0.downsample.0").dilation) == (1, 1)
+
+
+def test_output_stride_16_dilates_only_the_last_stage() -> None:
+    net = network("resnet50", {"output_stride": 16})
+    assert [(s.stride, s.dilation) for s in net.stages] == [(1, 1), (2, 1), (2, 1), (1, 2)]
+    assert net.stages[-1].out_shape == (2048, 14, 14)
+    assert net.output_shape == (1000,)
+
+
+def test_output_stride_at_or_above_the_networks_own_changes_no_layer() -> None:
+    plain = network("resnet50")
+    for value in (32, 16):
+        cifar = network("resnet50", {"output_stride": value, "stem.stride": 1, "stem.pool": "none"})
+        if value == 32:
+            assert list(network("resnet50", {"output_stride": 32}).layers()) == list(plain.layers())
+        # a stride-1 stem without pool: the stages reach 8x, under either value
+        assert [s.dilation for s in cifar.stages] == [1, 1, 1, 1]
+
+
+def test_a_basic_block_dilates_its_second_conv_in_the_first_block() -> None:
+    """timm's BasicBlock: conv1 takes first_dilation (the previous), conv2 the stage's."""
+    net = network("resnet18", {"output_stride": 8})
+    assert [conv_at(net, f"layer3.0.conv{i}").dilation for i in (1, 2)] == [1, 2]
+    assert [conv_at(net, f"layer4.0.conv{i}").dilation for i in (1, 2)] == [2, 4]
+    assert [conv_at(net, f"layer4.1.conv{i}").dilation for i in (1, 2)] == [4, 4]
+
+
+def test_an_original_bottleneck_strided_on_its_1x1_dilates_its_3x3_with_the_stage() -> None:
+    net = network("keras_resnet50", {"output_stride": 16})
+    assert conv_at(net, "layer4.0.conv2").dilation == 2  # after the stride's 1x1: the stage's dilation
+
+
+def test_a_resnet_d_shortcut_in_a_dilated_stage_averages_2x2_at_stride_1_as_timm() -> None:
+    net = network("resnet50d", {"output_stride": 8}, input_size=64)
+    for stage in ("layer3", "layer4"):
+        pool = net.layer(f"{stage}.0.downsample.0")
+        assert isinstance(pool, AvgPool)
+        assert (pool.kernel, pool.stride, pool.pad_after, pool.ceil_mode) == (2, 1, 1, False)
+        assert pool.out_shape == pool.in_shape == (pool.in_shape[0], 8, 8)
+        assert isinstance(net.layer(f"{stage}.0.downsample.1"), Conv)
+    layer2 = net.layer("layer2.0.downsample.0")
+    assert isinstance(layer2, AvgPool) and (layer2.kernel, layer2.stride, layer2.pad_after) == (2, 2, 0)
+    # blocks that keep their shape have no shortcut layers, dilated or not
+    assert not any(x.name.startswith("layer3.1.downsample") for x in net.layers())
+
+
+def test_stride_last_stages_keep_the_previous_dilation_up_to_their_last_block() -> None:
+    net = network("resnet50v2", {"output_stride": 8}, input_size=64)  # strides 2, 2, 2, 1, on last blocks
+    plan = [(s.stride, s.dilation, s.first_dilation) for s in net.stages]
+    assert plan == [(2, 1, 1), (1, 2, 1), (1, 4, 2), (1, 4, 4)]
+    assert [(b.first_dilation, b.dilation) for b in net.stages[1].blocks] == [(1, 1)] * 3 + [(1, 2)]
+    assert [(b.first_dilation, b.dilation) for b in net.stages[2].blocks] == [(2, 2)] * 5 + [(2, 4)]
+    assert [conv_at(net, f"layer2.3.conv{i}").dilation for i in (1, 2, 3)] == [1, 1, 1]  # the 3x3 is the strided one
+    assert conv_at(net, "layer3.0.conv2").dilation == 2
+
+
+@pytest.mark.parametrize("spec", SPEC_FILES, ids=[p.stem for p in SPEC_FILES])
+def test_every_spec_takes_output_stride_8_with_its_parameters_unchanged(spec: Path) -> None:
+    plain = archgen.compile_spec(spec, input_size=64)[1]
+    net = archgen.compile_spec(spec, {"output_stride": 8}, input_size=64)[1]
+    assert (net.params, net.stats) == (plain.params, plain.stats)
+    assert net.feature_info[-1].reduction == min(8, plain.feature_info[-1].reduction)
+    assert net.stages[-1].out_shape[1] == 64 // net.feature_info[-1].reduction
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"stem.stride": 16}, "the stem alone reduces the input 32x, past output_stride 8"),
+        (
+            {"stages": [{"depth": 1, "width": 64}, {"depth": 1, "width": 64, "stride": 4}]},
+            "stage strides [1, 4] after a 4x stem cannot give output_stride 8 (they reach 4x, then dilate)",
+        ),
+    ],
+    ids=["stem", "stages"],
+)
+def test_an_output_stride_the_network_cannot_reach_is_refused(
+    tmp_path: Path, overrides: dict[str, object], message: str
+) -> None:
+    path = tmp_path / "dense.yaml"
+    path.write_text("extends: resnet18\noutput_stride: 8\n")
+    with pytest.raises(archgen.SpecError) as info:
+        archgen.compile_spec(path, overrides)
+    err = info.value
+    assert (err.file, err.line, err.field) == (str(path), 2, "output_stride"), str(err)
+    assert message in err.message
+
+
+def test_output_stride_takes_8_16_or_32_only(tmp_path: Path) -> None:
+    path = tmp_path / "dense.yaml"
+    path.write_text("extends: resnet18\noutput_stride: 12\n")
+    with pytest.raises(archgen.SpecError) as info:
+        archgen.load_spec(path)
+    assert (info.value.line, info.value.field) == (2, "output_stride")
+    assert "8" in info.value.message and "16" in info.value.message and "32" in info.value.message
+
+
+# -- features heads with out_indices --------------------------------------------------------------------------
+
+
+def test_out_indices_end_the_network_at_the_last_stage_taken() -> None:
+    head = {"head": {"type": "features", "out_indices": [1, 2]}}
+    net, full = network("resnet50", head), network("resnet50")
+    assert [s.name for s in net.stages] == ["layer1", "layer2"]
+    assert net.head == () and net.classes is None
+    assert net.out_indices == (1, 2)
+    assert net.output_shapes == ((256, 56, 56), (512, 28, 28))
+    stem_and_two = sum(x.params for x in full.stem) + sum(sum(x.params for x in s.layers) for s in full.stages[:2])
+    assert net.params == stem_and_two
+    assert net.boundaries()["output.1"] == (512, 28, 28)
+
+
+def test_out_indices_count_the_stem_first_and_negatives_from_the_end() -> None:
+    net = network("resnet50", {"head": {"type": "features", "out_indices": [-1, 0]}})
+    assert net.out_indices == (0, 4)
+    assert net.output_shapes == ((64, 112, 112), (2048, 7, 7))
+    stemless = network("resnet18", {"stem": "none", "head": {"type": "features", "out_indices": [0]}}, 32)
+    assert stemless.out_indices == (0,) and [s.name for s in stemless.stages] == ["layer1"]
+
+
+def test_a_pre_activation_net_with_out_indices_builds_no_final_norm() -> None:
+    net = network("resnet50v2", {"head": {"type": "features", "out_indices": [4]}})
+    assert net.head == ()
+    assert not any(x.name.startswith("post_") for x in net.layers())
+    kept = network("resnet50v2", {"head": "features"})  # without out_indices: the last map, normalised
+    assert [x.name for x in kept.head] == ["post_bn", "post_act"]
+
+
+def test_blocks_before_the_end_keep_the_whole_specs_drop_path_rates() -> None:
+    overrides = {"drop_path.rate": 0.15, "head": {"type": "features", "out_indices": [1, 2]}}
+    net = network("resnet50", overrides, input_size=32)
+    assert [b.drop_path for s in net.stages for b in s.blocks] == pytest.approx([0.15 * i / 15 for i in range(7)])
+    assert net.drop_path.depths == (3, 4, 6, 3)
+
+
+@pytest.mark.parametrize(
+    ("indices", "message"),
+    [
+        ([5], "this network has 5 feature maps (the stem and 4 stages), so indices from -5 to 4"),
+        ([-6, 1], "indices from -5 to 4"),
+        ([1, -4], "name a feature map twice"),
+        ([0], "take no stage's map"),
+    ],
+)
+def test_out_indices_that_do_not_name_stage_maps_are_refused(tmp_path: Path, indices: list[int], message: str) -> None:
+    path = tmp_path / "dense.yaml"
+    path.write_text(f"extends: resnet50\nhead:\n  type: features\n  out_indices: {indices}\n")
+    with pytest.raises(archgen.SpecError) as info:
+        archgen.compile_spec(path)
+    err = info.value
+    assert (err.file, err.line, err.field) == (str(path), 4, "head.out_indices"), str(err)
+    assert message in err.message

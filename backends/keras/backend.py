@@ -152,12 +152,15 @@ class KerasBackend:
         points = [s.name for s in network.stages]
         if network.stem:
             points.insert(0, "stem")
+        ends = list(model.outputs)
+        # One output, or a features model's maps (out_indices): "output" is then the last of them.
+        names = ["output"] if len(ends) == 1 else [*(f"output.{i}" for i in range(len(ends))), "output"]
+        ends = ends if len(ends) == 1 else [*ends, ends[-1]]
         with _recursion_room():  # a functional model over a deep graph (as the emitted build_model does)
-            probe = keras.Model(model.inputs[0], [model.get_layer(p).output for p in points] + [model.output])
+            probe = keras.Model(model.inputs[0], [model.get_layer(p).output for p in points] + ends)
         outs = probe(x.transpose(0, 2, 3, 1).astype(model.dtype), training=False)
-        found = {
-            p: _channels_first(keras.ops.convert_to_numpy(o)) for p, o in zip([*points, "output"], outs, strict=True)
-        }
+        arrays = [_channels_first(keras.ops.convert_to_numpy(o)) for o in outs]
+        found = dict(zip([*points, *names], arrays, strict=True))
         if network.head:
             found["head"] = found["output"]
         return found

@@ -149,6 +149,9 @@ class TorchBackend:
             model.train(was_training)
         if network.head:
             found["head"] = out
+        if isinstance(out, list | tuple):  # a features model's maps (out_indices)
+            found.update({f"output.{i}": o for i, o in enumerate(out)})
+            out = out[-1]
         found["output"] = out
         return {k: v.detach().cpu().numpy() for k, v in found.items()}
 

@@ -25,14 +25,25 @@ def activation(fn: str) -> str:
 
 
 def conv_args(
-    in_chs: object, out_chs: object, kernel: int, stride: object = 1, groups: int = 1, bias: bool = False
+    in_chs: object,
+    out_chs: object,
+    kernel: int,
+    stride: object = 1,
+    groups: int = 1,
+    bias: bool = False,
+    dilation: object = 1,
 ) -> str:
-    """Arguments of nn.Conv2d with 'same' padding, defaults left out."""
+    """Arguments of nn.Conv2d with 'same' padding, defaults left out; ``dilation`` a number or the
+    name of the block argument that holds it."""
     args = [str(in_chs), str(out_chs), str(kernel)]
     if stride != 1:
         args.append(f"stride={stride}")
-    if kernel // 2:
-        args.append(f"padding={kernel // 2}")
+    half = kernel // 2
+    if half and dilation == 1:
+        args.append(f"padding={half}")
+    elif half:
+        args.append(f"padding={dilation if half == 1 else f'{half} * {dilation}'}")
+        args.append(f"dilation={dilation}")
     if groups != 1:
         args.append(f"groups={groups}")
     args.append(f"bias={bias}")
@@ -43,7 +54,9 @@ def module(layer: Layer, network_act: str) -> str:
     """Constructor expression for a stem or head layer."""
     match layer:
         case Conv():
-            args = conv_args(layer.in_ch, layer.out_ch, layer.kernel, layer.stride, layer.groups, layer.bias)
+            args = conv_args(
+                layer.in_ch, layer.out_ch, layer.kernel, layer.stride, layer.groups, layer.bias, layer.dilation
+            )
             return f"nn.Conv2d({args})"
         case Norm():
             return f"norm({layer.channels})"
