@@ -1,10 +1,10 @@
 """The ``archgen`` command line: a few lines per command over the library.
 
-Exit codes: 0 success; 1 a built model disagrees with the IR, or two backends
-disagree (``compare``, ``port``); 2 invalid input (a spec, an override, an
-option, a checkpoint) or a missing framework, reported as one line per problem
-without a traceback; 3 the machine could not run it (out of memory, no such
-device).
+Exit codes: 0 success; 1 a built model disagrees with the IR, two backends
+disagree (``compare``, ``port``), or an exported file with its live model
+(``export``); 2 invalid input (a spec, an override, an option, a checkpoint) or
+a missing framework, reported as one line per problem without a traceback; 3
+the machine could not run it (out of memory, no such device).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from rich.table import Table
 
 from . import __version__, atomic, catalog, compile_spec, registry
 from .errors import MissingFramework, OptionError, RunError, SpecError, printable
+from .export import FORMATS as EXPORT_FORMATS
 from .ir import Network
 from .summary import flops_text, network_table, shape_text
 
@@ -115,9 +116,10 @@ def main() -> None:
     archgen build resnet50d                a shipped spec, by name, from any folder
     archgen compare specs/resnet50d.yaml   PyTorch vs Keras, stage by stage
     archgen port r50.pth --spec specs/resnet50.yaml --to keras -o r50.weights.h5
+    archgen export resnet50d --format onnx --weights r50d.pth -o r50d.onnx
 
     SPEC is a spec file, or the name of a spec shipped with archgen ('archgen list').
-    Exit codes: 0 ok; 1 a model disagrees with the IR or another backend; 2 invalid
+    Exit codes: 0 ok; 1 a model disagrees with the IR, another backend or its export; 2 invalid
     input or a missing framework; 3 out of memory or no such device.
     """
 
@@ -337,6 +339,76 @@ def port(checkpoint: Path, spec: Path, target: str, output: Path, verify: bool, 
     )
     if result is not None:
         click.echo(f"verified: {result.verdict().removeprefix('ok: ')} over {len(result.points)} boundaries")
+
+
+@main.command("export", context_settings=CONTEXT)
+@click.argument("spec", type=SPEC)
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(list(EXPORT_FORMATS)),
+    help="onnx (OUT.onnx), torchscript (OUT.pt or OUT.ts) or exported-program (torch.export, OUT.pt2).",
+)
+@click.option(
+    "--weights",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A PyTorch state_dict of SPEC (.pth/.pt/.bin/.safetensors) to export. Default: random weights.",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write; its suffix must fit --format.",
+)
+@set_option
+@input_option
+def export_command(
+    spec: Path, fmt: str, weights: Path | None, output: Path, overrides: tuple[str, ...], input_size: int | None
+) -> None:
+    """Export SPEC's PyTorch model (eval mode) as an ONNX, TorchScript or torch.export file.
+
+    The file is written beside OUT, loaded back as a user would (onnxruntime,
+    torch.jit.load, torch.export.load) and run against the live model on a random
+    batch of 2 at the spec's input size (or --input-size); every output must be
+    within 1e-4 of the live model's (max |diff| / max |live output|), otherwise the
+    command exits 1 and nothing is written (an existing OUT is left as it was).
+    Then it is renamed to OUT (keeping the mode of a file it replaces). The batch
+    dimension is dynamic. Without --weights every weight is random (useful to try
+    a format, not to deploy).
+    --weights is checked tensor by tensor against SPEC first, as 'archgen port' does
+    (exit 2). --format onnx needs onnx, onnxscript and onnxruntime:
+    pip install 'archgen[export]'.
+
+    \b
+    archgen export resnet50d --format onnx --weights resnet50d.pth -o resnet50d.onnx
+    archgen export specs/resnet18.yaml --format torchscript -o r18.pt --set head.classes=10 --input-size 64
+    """
+    from . import export as exporting
+    from .port import check_state, read_torch_checkpoint
+
+    problem = exporting.path_problem(output, fmt, weights)
+    if problem:
+        raise click.BadParameter(problem[0], param_hint=problem[1])
+    network = _compile(spec, overrides, input_size)
+    too_big = exporting.size_problem(network, fmt)
+    if too_big:
+        raise OptionError(too_big)
+    exporting.require(fmt)  # a missing framework is reported before any work
+    given = check_state(read_torch_checkpoint(weights), network, weights) if weights else None
+    try:
+        result = exporting.export(network, fmt, output, given)
+    except exporting.ExportMismatch as exc:
+        click.echo(f"error: {printable(f'{output}: {exc}')}", err=True)
+        click.echo(f"nothing was written to {output}", err=True)
+        sys.exit(EXIT_MISMATCH)
+    source = "random weights (no --weights given)" if result.random_weights else f"the weights of {weights}"
+    click.echo(
+        f"ok: wrote {output} ({fmt}, {result.size:,} bytes): {network.name} with {source}; loaded with "
+        f"{result.loader} it gives the live model's outputs on a batch of {shape_text(result.input_shape)} "
+        f"within {result.verification.describe()}"
+    )
 
 
 @main.command("list", context_settings=CONTEXT)
