@@ -369,6 +369,12 @@ def _environment(backend: str) -> tuple[jinja2.Environment, str]:
     return env, emitter.template
 
 
+def render_template(backend: str, template: str, **values: object) -> str:
+    """Another template of the backend's (not the model file), with ``version`` and ``values``."""
+    env, _ = _environment(backend)
+    return env.get_template(template).render(version=__version__, **values)
+
+
 def render(network: Network, backend: str, source: str, overrides: tuple[str, ...] | list[str] = ()) -> str:
     """The backend's source for the network, unformatted (valid Python)."""
     env, template = _environment(backend)

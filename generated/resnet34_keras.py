@@ -22,6 +22,41 @@ import keras
 from keras import layers, ops
 
 
+@contextlib.contextmanager
+def deep_graph(limit: int = 50_000) -> Iterator[None]:
+    """Room for Keras to walk a deep layer graph (it recurses when it builds a functional
+    model), for that call only: Python's default recursion depth is too small for it."""
+    saved = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(saved, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(saved)
+
+
+@keras.saving.register_keras_serializable(package="archgen")
+class ResNet(keras.Model):
+    """A functional model of archgen's layers. Keras recurses over the layer graph when it builds
+    one, which the deepest specs take past Python's default recursion limit, so the graph is
+    built inside ``deep_graph()``, also when a saved model is loaded or cloned
+    (``keras.models.load_model``, ``from_config``, ``clone_model``)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        with deep_graph():
+            super().__init__(*args, **kwargs)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        with deep_graph():
+            return super().from_config(config, custom_objects)
+
+    @property
+    def pyramid_outputs(self) -> dict:
+        """The outputs by name (a features model's maps are named after their stages), as
+        KerasHub's backbones give theirs."""
+        return dict(zip(self.output_names, self.outputs, strict=True))
+
+
 def norm(name: str) -> layers.Layer:
     return layers.BatchNormalization(axis=-1, epsilon=1e-05, momentum=0.9, name=name)
 
@@ -47,6 +82,7 @@ def conv(
     )
 
 
+@keras.saving.register_keras_serializable(package="archgen")
 class NegInfPadding2D(layers.Layer):
     """Pads height and width with -inf, so a max pool ignores the border as PyTorch's does."""
 
@@ -120,18 +156,6 @@ def drop_path_rates(rate: float) -> list[float]:
     return [rate * i / (total - 1) if total > 1 else rate for i in range(total)]
 
 
-@contextlib.contextmanager
-def deep_graph(limit: int = 50_000) -> Iterator[None]:
-    """Room for Keras to walk a deep layer graph (it recurses when it builds a functional
-    model), for that call only: Python's default recursion depth is too small for it."""
-    saved = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(saved, limit))
-    try:
-        yield
-    finally:
-        sys.setrecursionlimit(saved)
-
-
 def build_model(
     num_classes: int = 1000, drop_path_rate: float = 0.0, input_shape: tuple = (None, None, 3)
 ) -> keras.Model:
@@ -165,5 +189,4 @@ def build_model(
         x = layers.Identity(name=stage.name)(x)
     x = layers.GlobalAveragePooling2D(name="global_pool")(x)
     x = layers.Dense(num_classes, name="fc")(x)
-    with deep_graph():
-        return keras.Model(inputs, x, name="resnet34")
+    return ResNet(inputs, x, name="resnet34")

@@ -28,9 +28,30 @@ SPEC_FILES = sorted(SPEC_DIR.glob("*.yaml"))
 SPEC_NAMES = [p.stem for p in SPEC_FILES]
 
 
+# Expensive variants (every spec where CI runs a representative set): ARCHGEN_EXPENSIVE=1 (README, "Tests").
+EXPENSIVE = os.environ.get("ARCHGEN_EXPENSIVE") == "1"
+
+
 def spec_path(name: str) -> Path:
     """The file of a spec in the repository's specs/."""
     return SPEC_DIR / f"{name}.yaml"
+
+
+def import_file(path: Path, module_name: str) -> Any:
+    """Import a Python file (an emitted model file) as the module ``module_name``, registered in
+    sys.modules as an ordinary import would be (pickling and Keras' registry find it by that name)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    return module
 
 
 # -- the command line ---------------------------------------------------------------------------------------

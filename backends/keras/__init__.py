@@ -10,7 +10,14 @@ from typing import Any
 
 from .emit import EMITTER
 
-__all__ = ["BACKEND", "EMITTER"]
+__all__ = ["BACKEND", "EMITTER", "custom_objects"]
+
+
+def custom_objects() -> dict[str, Any]:
+    """archgen's Keras objects by registered name, for ``keras.models.load_model(..., custom_objects=...)``."""
+    from .backend import custom_objects as objects
+
+    return objects()
 
 
 def __getattr__(name: str) -> Any:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from archgen import live
-from archgen.emit import render
+from archgen.emit import render, render_template
 from archgen.errors import MissingFramework, OptionError, RunError, memory_guard
 from archgen.ir import Conv, Layer, Linear, Network, Norm, Shape
 
@@ -26,6 +26,24 @@ _STARTUP_NOISE = re.compile(
     r"absl::InitializeLog|port\.cc:\d+\] oneDNN custom operations|cudart_stub\.cc|cuda_platform\.cc:\d+\] failed call "
     r"to cuInit|cuda_executor|cpu_feature_guard|To enable the following instructions|rebuild TensorFlow with"
 )
+
+
+def _import_triton_first() -> None:
+    """Import triton, where it is installed, before TensorFlow is: TensorFlow >= 2.20 loads its library
+    with RTLD_GLOBAL, and a triton imported after it (timm, torchvision and torch.compile import it)
+    binds to TensorFlow's LLVM and kills the process with SIGSEGV (tensorflow/tensorflow#124205).
+    Imported first, triton keeps its own. Without triton (CPU-only torch, no torch) this is one
+    find_spec; once TensorFlow is loaded it is too late, and importing triton then would be the crash."""
+    if "triton" in sys.modules or "tensorflow" in sys.modules:
+        return
+    import importlib
+    import importlib.util
+
+    try:
+        if importlib.util.find_spec("triton") is not None:
+            importlib.import_module("triton")
+    except Exception:  # a broken triton install is torch's concern; Keras runs without it
+        pass
 
 
 @contextlib.contextmanager
@@ -59,6 +77,7 @@ class KerasBackend:
 
     def require(self) -> None:
         """Import Keras and the framework it runs on, or say what to install (MissingFramework)."""
+        _import_triton_first()
         if "keras" in sys.modules:
             return
         wanted = os.environ.get("KERAS_BACKEND", "tensorflow")
@@ -191,6 +210,23 @@ class KerasBackend:
                     (f"layers/{key}/vars/{i}", tuple(int(d) for d in var.shape), ir_names.get(layer.name, layer.name))
                 )
         return out
+
+
+# The objects of templates/objects.py.j2, as custom_objects.py.j2 defines all of them.
+CUSTOM_OBJECTS = ("ResNet", "NegInfPadding2D", "CeilAveragePooling2D", "exact_gelu", "leaky_relu")
+
+
+def custom_objects() -> dict[str, Any]:
+    """Every Keras object archgen's models may use, by its registered name (``archgen>ResNet``, ...):
+    what ``keras.models.load_model`` needs to read a saved archgen model in a process that has not
+    built one (``custom_objects=custom_objects()``, or ``keras.saving.custom_object_scope``).
+    Importing an emitted file registers the objects it uses, as does building a live model."""
+    BACKEND.require()
+    import keras
+
+    module = live.load(render_template("keras", "custom_objects.py.j2"), f"{live.__name__}.keras_objects")
+    objects = [getattr(module, name) for name in CUSTOM_OBJECTS]
+    return {keras.saving.get_registered_name(obj): obj for obj in objects}
 
 
 @contextlib.contextmanager

@@ -12,10 +12,10 @@ ACTIVATIONS = {
     "relu": 'layers.Activation("relu", name=name)',
     "relu6": 'layers.Activation("relu6", name=name)',
     "silu": 'layers.Activation("silu", name=name)',
-    # gelu and leaky_relu are written out: Keras' own compute them with float32 constants (tf.nn.gelu,
-    # LeakyReLU's float32 slope), 1e-9 off in float64, where PyTorch's are exact.
-    "gelu": "layers.Activation(lambda t: 0.5 * t * (1.0 + keras.ops.erf(t * 0.7071067811865476)), name=name)",
-    "leaky_relu": "layers.Activation(lambda t: keras.ops.where(t >= 0, t, 0.01 * t), name=name)",
+    # gelu and leaky_relu are archgen's (templates/objects.py.j2): Keras' own compute them with float32
+    # constants (tf.nn.gelu, LeakyReLU's float32 slope), 1e-9 off in float64, where PyTorch's are exact.
+    "gelu": "layers.Activation(exact_gelu, name=name)",
+    "leaky_relu": "layers.Activation(leaky_relu, name=name)",
     "elu": 'layers.Activation("elu", name=name)',
     "mish": 'layers.Activation("mish", name=name)',
     "hardswish": 'layers.Activation("hard_silu", name=name)',
