@@ -45,6 +45,38 @@ def replace_atomic(
             tmp.unlink()
 
 
+def replace_tree_atomic(
+    write: Callable[[Path], None], output: Path, check: Callable[[Path], None] | None = None
+) -> None:
+    """``write`` a folder beside ``output`` (a SavedModel), ``check`` it, then put it in ``output``'s place.
+
+    A folder cannot be renamed over a full one, so an old ``output`` is first renamed aside and removed
+    once the new one is in place (restored if that rename fails): a reader never sees a half folder.
+    """
+    import shutil
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp, old = temporary_beside(output), temporary_beside(output, ".old")
+    try:
+        write(tmp)
+        if check:
+            check(tmp)
+        if output.exists():
+            os.replace(output, old)
+        try:
+            os.replace(tmp, output)
+        except OSError:
+            if old.exists():
+                os.replace(old, output)
+            raise
+    finally:
+        for leftover in (tmp, old):
+            if leftover.is_dir():
+                shutil.rmtree(leftover)
+            elif leftover.exists():
+                leftover.unlink()
+
+
 def write_text(path: Path, text: str) -> None:
     """Write text (UTF-8, ``\\n`` line ends) atomically."""
 

@@ -348,7 +348,8 @@ def port(checkpoint: Path, spec: Path, target: str, output: Path, verify: bool, 
     "fmt",
     required=True,
     type=click.Choice(list(EXPORT_FORMATS)),
-    help="onnx (OUT.onnx), torchscript (OUT.pt or OUT.ts) or exported-program (torch.export, OUT.pt2).",
+    help="From PyTorch: onnx (OUT.onnx), torchscript (OUT.pt or OUT.ts), exported-program (torch.export, "
+    "OUT.pt2); from Keras: saved_model (a TensorFlow SavedModel folder OUT), litert (OUT.tflite).",
 )
 @click.option(
     "--weights",
@@ -359,31 +360,35 @@ def port(checkpoint: Path, spec: Path, target: str, output: Path, verify: bool, 
     "-o",
     "--output",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="File to write; its suffix must fit --format.",
+    type=click.Path(path_type=Path),
+    help="File to write (a folder for saved_model); its suffix must fit --format.",
 )
 @set_option
 @input_option
 def export_command(
     spec: Path, fmt: str, weights: Path | None, output: Path, overrides: tuple[str, ...], input_size: int | None
 ) -> None:
-    """Export SPEC's PyTorch model (eval mode) as an ONNX, TorchScript or torch.export file.
+    """Export SPEC's PyTorch model (eval mode) as an ONNX, TorchScript or torch.export file, or its
+    Keras model (Keras' own model.export) as a TensorFlow SavedModel or a LiteRT file.
 
     The file is written beside OUT, loaded back as a user would (onnxruntime,
-    torch.jit.load, torch.export.load) and run against the live model on a random
+    torch.jit.load, torch.export.load, tf.saved_model.load, the LiteRT
+    interpreter) and run against the live model on a random
     batch of 2 at the spec's input size (or --input-size); every output must be
     within 1e-4 of the live model's (max |diff| / max |live output|), otherwise the
     command exits 1 and nothing is written (an existing OUT is left as it was).
     Then it is renamed to OUT (keeping the mode of a file it replaces). The batch
     dimension is dynamic. Without --weights every weight is random (useful to try
     a format, not to deploy).
-    --weights is checked tensor by tensor against SPEC first, as 'archgen port' does
-    (exit 2). --format onnx needs onnx, onnxscript and onnxruntime:
-    pip install 'archgen[export]'.
+    --weights (a PyTorch state_dict, for either framework) is checked tensor by
+    tensor against SPEC first, as 'archgen port' does (exit 2). --format onnx needs
+    onnx, onnxscript and onnxruntime, --format litert ai-edge-litert:
+    pip install 'archgen[export]'; the Keras formats need archgen[keras].
 
     \b
     archgen export resnet50d --format onnx --weights resnet50d.pth -o resnet50d.onnx
     archgen export specs/resnet18.yaml --format torchscript -o r18.pt --set head.classes=10 --input-size 64
+    archgen export resnet50d --format saved_model --weights resnet50d.pth -o resnet50d_savedmodel
     """
     from . import export as exporting
     from .port import check_state, read_torch_checkpoint

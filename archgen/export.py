@@ -1,15 +1,17 @@
-"""Exporting a spec's PyTorch model as a deployable file (``archgen export``): ONNX, TorchScript or a
-torch.export program, checked against the live model before it appears.
+"""Exporting a spec's model as a deployable file (``archgen export``), checked against the live model
+before it appears: from PyTorch, ONNX, TorchScript or a torch.export program; from Keras (its own
+``model.export``), a TensorFlow SavedModel or a LiteRT flatbuffer.
 
 The live model is built (eval mode) with a checkpoint's weights, or with random ones (every weight,
 norm statistics calibrated) so that the check means something. The file is written beside its final
-name, loaded back the way a user loads it (onnxruntime, ``torch.jit.load``, ``torch.export.load``)
+name, loaded back the way a user loads it (onnxruntime, ``torch.jit.load``, ``torch.export.load``,
+``tf.saved_model.load``, the LiteRT interpreter)
 and run on a random batch of 2 at the network's input size; every output (one tensor, or the list a
 features model returns) must be within ``TOLERANCE`` of the live model's, measured as the largest
 absolute difference over the largest magnitude of the live output. Otherwise ``ExportMismatch`` is
 raised and nothing is written; else the file is renamed into place (keeping an old file's mode).
 
-Frameworks are imported only inside the functions (the PyTorch side is ``archgen.backends.torch.export``).
+Frameworks are imported only inside the functions (each backend's side is ``archgen.backends.<backend>.export``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
-from .atomic import replace_atomic
+from .atomic import replace_atomic, replace_tree_atomic
 from .errors import MissingFramework, OptionError, memory_guard
 from .ir import Network, Shape
 from .port import TORCH_SUFFIXES
@@ -29,14 +31,26 @@ from .port import TORCH_SUFFIXES
 # Format -> the suffixes its file may end with (the first is the usual one). TorchScript files are
 # commonly .pt (PyTorch's own examples) and sometimes .ts; a torch.export program is .pt2, as
 # torch.export.save's documentation names it.
+# A SavedModel is a folder (any name); a LiteRT model is a .tflite flatbuffer.
 FORMATS: dict[str, tuple[str, ...]] = {
     "onnx": (".onnx",),
     "torchscript": (".pt", ".ts"),
     "exported-program": (".pt2",),
+    "saved_model": (),
+    "litert": (".tflite",),
 }
-# What a format needs beyond torch: the ONNX exporter writes with onnx and onnxscript, the check reads
-# the file with onnxruntime.
-NEEDS: dict[str, tuple[str, ...]] = {"onnx": ("onnx", "onnxscript", "onnxruntime")}
+BACKEND_OF = {
+    "onnx": "torch",
+    "torchscript": "torch",
+    "exported-program": "torch",
+    "saved_model": "keras",
+    "litert": "keras",
+}
+FOLDERS = {"saved_model"}
+# What a format needs beyond its backend's framework: the ONNX exporter writes with onnx and onnxscript,
+# the check reads the file with onnxruntime; a LiteRT file is read with the LiteRT interpreter.
+NEEDS: dict[str, tuple[str, ...]] = {"onnx": ("onnx", "onnxscript", "onnxruntime"), "litert": ("ai_edge_litert",)}
+IMPORT_NAMES = {"ai_edge_litert": "ai-edge-litert"}
 TOLERANCE = 1e-4  # the largest relative difference accepted (float32 rounding is ~1e-6 to 1e-5 here)
 BATCH = 2  # the batch the reloaded file is checked on; the export traces BATCH + 1, so the batch is dynamic
 SEED = 0  # of the random weights and of the input
@@ -153,7 +167,14 @@ def path_problem(output: Path, fmt: str, weights: Path | None) -> tuple[str, str
     suffixes = FORMATS[fmt]
     if weights is not None and not weights.name.endswith(TORCH_SUFFIXES):
         return f"reads a PyTorch state_dict ({' / '.join(TORCH_SUFFIXES)}), not '{weights.name}'", "'--weights'"
-    if output.suffix not in suffixes:
+    if fmt in FOLDERS:
+        if output.exists() and not output.is_dir():
+            return f"--format {fmt} writes a folder, and '{output}' is a file", out_hint
+        if output.is_dir() and any(output.iterdir()) and not (output / "saved_model.pb").exists():
+            return f"'{output}' is a folder that holds no SavedModel; it would be replaced whole", out_hint
+    elif output.is_dir():
+        return f"--format {fmt} writes a file, and '{output}' is a folder", out_hint
+    elif output.suffix not in suffixes:
         return f"--format {fmt}: the output must end with {' / '.join(suffixes)}, not '{output.name}'", out_hint
     if weights is not None and output.resolve() == weights.resolve():
         return "the output would overwrite the checkpoint given to --weights", out_hint
@@ -165,17 +186,18 @@ def path_problem(output: Path, fmt: str, weights: Path | None) -> tuple[str, str
 def size_problem(network: Network, fmt: str) -> str | None:
     """Why the network cannot be written in ``fmt`` at all (an ONNX file holds at most 2 GiB)."""
     weight_bytes = 4 * (network.params + network.stats)
-    if fmt == "onnx" and weight_bytes > ONNX_LIMIT:
+    if fmt in ("onnx", "litert") and weight_bytes > ONNX_LIMIT:
+        other = "exported-program or torchscript" if fmt == "onnx" else "saved_model"
         return (
-            f"--format onnx: {network.name}'s {network.params:,} params are {weight_bytes / 2**30:.1f} GiB of "
-            "float32, over the 2 GiB one ONNX file holds; use --format exported-program or torchscript"
+            f"--format {fmt}: {network.name}'s {network.params:,} params are {weight_bytes / 2**30:.1f} GiB of "
+            f"float32, over the 2 GiB one {'ONNX' if fmt == 'onnx' else 'LiteRT'} file holds; use --format {other}"
         )
     return None
 
 
-def _torch_export() -> Any:
-    """The PyTorch side (``archgen.backends.torch.export``), imported when first needed."""
-    return importlib.import_module(f"{registry.BUILTIN['torch']}.export")
+def _backend_export(fmt: str) -> Any:
+    """The format's backend side (``archgen.backends.<backend>.export``), imported when first needed."""
+    return importlib.import_module(f"{registry.BUILTIN[BACKEND_OF[fmt]]}.export")
 
 
 def require(fmt: str) -> None:
@@ -185,19 +207,47 @@ def require(fmt: str) -> None:
         try:
             importlib.import_module(name)
         except ImportError:
-            missing.append(name)
+            missing.append(IMPORT_NAMES.get(name, name))
     if missing:
         names = missing[0] if len(missing) == 1 else f"{', '.join(missing[:-1])} and {missing[-1]}"
         verb = "is" if len(missing) == 1 else "are"
         raise MissingFramework(
             f"--format {fmt} needs {names}, which {verb} not installed: pip install 'archgen[export]'"
         )
-    registry.get("torch")
-    _torch_export().require(fmt)
+    registry.get(BACKEND_OF[fmt])
+    _backend_export(fmt).require(fmt)
+
+
+def random_weights(network: Network, seed: int = SEED, gamma: tuple[float, float] = GAMMA) -> Any:
+    """Random tensors for every weighted layer, in PyTorch's layout (numpy): convs and linear layers
+    scaled by their fan-in, norm scales in ``gamma``, shifts and means small, variances near 1. For a
+    backend that draws none of its own (Keras); deep nets stay well-conditioned."""
+    import numpy as np
+
+    from .port import tensor_shapes
+
+    rng = np.random.default_rng(seed)
+    out: dict[str, dict[str, Any]] = {}
+    for layer in network.layers():
+        tensors = {}
+        for name, shape in tensor_shapes(layer).items():
+            if name == "weight" and len(shape) > 1:
+                value = rng.normal(0.0, 1.0 / math.sqrt(math.prod(shape[1:])), shape)
+            elif name == "weight":
+                value = rng.uniform(*gamma, shape)
+            elif name == "running_var":
+                value = rng.uniform(0.5, 1.5, shape)
+            else:
+                value = rng.normal(0.0, 0.1, shape)
+            tensors[name] = value.astype("float32")
+        if tensors:
+            out[layer.name] = tensors
+    return out
 
 
 def export(network: Network, fmt: str, output: Path, weights: dict[str, dict[str, Any]] | None = None) -> ExportResult:
-    """Write the network's PyTorch model to ``output`` as ``fmt`` once its reloaded file agrees with it.
+    """Write the network's model (PyTorch's or Keras', by ``fmt``) to ``output`` once its reloaded file
+    agrees with it.
 
     ``weights``: per-layer tensors in PyTorch's layout (``port.check_state`` of a checkpoint); without
     them every weight is random. Raises ExportMismatch (nothing written) if the file disagrees.
@@ -210,41 +260,45 @@ def export(network: Network, fmt: str, output: Path, weights: dict[str, dict[str
     if problem:
         raise OptionError(problem)
     require(fmt)
-    torch_export = _torch_export()
+    side = _backend_export(fmt)
 
-    backend = registry.get("torch")
+    backend = registry.get(BACKEND_OF[fmt])
     model = backend.build(network)
-    if weights is None:
+    if weights is None and BACKEND_OF[fmt] == "torch":
         backend.randomize(model, network, seed=SEED, gamma=GAMMA)
     else:
-        backend.set_weights(model, network, weights)
-    model.eval()
+        backend.set_weights(model, network, weights if weights is not None else random_weights(network))
     rng = np.random.default_rng(SEED + 1)
     x = rng.standard_normal((BATCH, *network.input_shape)).astype("float32")
     example = rng.standard_normal((BATCH + 1, *network.input_shape)).astype("float32")
     size = f"{network.input_shape[1]}x{network.input_shape[2]}"
     with memory_guard(f"running {network.name} on a batch of {BATCH} at {size}"):
-        want = torch_export.run_live(model, x)
+        want = side.run_live(model, x)
     found: list[tuple[str, Verification]] = []
 
     def check(tmp: Path) -> None:  # the file as written, loaded as a user would
-        loader, run = torch_export.load(fmt, tmp)
+        loader, run = side.load(fmt, tmp)
         result = compare_outputs(run(x), want)
         if not result.ok:
             raise ExportMismatch(result, loader)
         found.append((loader, result))
 
     def write(tmp: Path) -> None:
-        torch_export.save(model, fmt, tmp, example, len(want))
+        side.save(model, fmt, tmp, example, len(want))
 
     with memory_guard(f"exporting {network.name} ({network.params:,} params) as {fmt}"):
-        replace_atomic(write, output, output.suffix, check)
+        if fmt in FOLDERS:
+            replace_tree_atomic(write, output, check)
+        else:
+            replace_atomic(write, output, output.suffix, check)
     loader, verification = found[0]
+    files = [p for p in output.rglob("*") if p.is_file()] if output.is_dir() else [output]
+    nbytes = sum(p.stat().st_size for p in files)
     return ExportResult(
         network.name,
         fmt,
         output,
-        output.stat().st_size,
+        nbytes,
         weights is None,
         loader,
         (BATCH, *network.input_shape),

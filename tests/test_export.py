@@ -243,7 +243,7 @@ def bad_option_cases(tmp_path: Path, ckpt: Path) -> list[tuple[list[object], str
         (["--format", "onnx", "-o", tmp_path / "missing" / "r.onnx"], f"the output's folder '{tmp_path / 'missing'}'"),
         (["--format", "torchscript", "--weights", model_pt, "-o", model_pt], "would overwrite the checkpoint"),
         (["--format", "onnx", "--weights", tmp_path / "none.pth", "-o", tmp_path / "r.onnx"], "does not exist"),
-        (["--format", "onnx", "-o", tmp_path], "is a directory"),
+        (["--format", "onnx", "-o", tmp_path], "--format onnx writes a file, and"),
         (["--format", "onnx", "-o", tmp_path / "r.onnx", "--input-size", "0"], "Invalid value for '--input-size'"),
     ]
 
@@ -315,14 +315,24 @@ def test_bad_checkpoints_are_named_by_file_and_field(tmp_path: Path, reference) 
             "torchscript",
             "the torch backend needs torch, which is not installed: pip install 'archgen[torch]'",
         ),
+        (
+            ("ai_edge_litert",),
+            "litert",
+            "--format litert needs ai-edge-litert, which is not installed: pip install 'archgen[export]'",
+        ),
+        (
+            ("tensorflow", "keras"),
+            "saved_model",
+            "the keras backend needs keras, which is not installed: pip install 'archgen[keras]'",
+        ),
     ],
-    ids=["onnxruntime", "onnx", "torch"],
+    ids=["onnxruntime", "onnx", "torch", "litert", "keras"],
 )
 def test_a_missing_package_is_named_with_what_to_install(
     tmp_path: Path, hidden: tuple[str, ...], fmt: str, message: str
 ) -> None:
     folder = hide_modules(tmp_path / "hidden", hidden)
-    out = tmp_path / ("r.onnx" if fmt == "onnx" else "r.pt")
+    out = tmp_path / {"onnx": "r.onnx", "litert": "r.tflite", "saved_model": "r_savedmodel"}.get(fmt, "r.pt")
     result = run_archgen(["export", "resnet18", "--format", fmt, "-o", out, *SMALL], hidden=folder)
     assert result.returncode == 2, result.stderr
     assert result.stderr == f"error: {message}\n"
@@ -330,4 +340,6 @@ def test_a_missing_package_is_named_with_what_to_install(
     assert not out.exists()
     if hidden == ("torch",):  # the command's help needs no framework
         shown = run_archgen(["export", "--help"], hidden=hide_modules(tmp_path / "hidden", ("numpy",)))
-        assert shown.returncode == 0 and "--format [onnx|torchscript|exported-program]" in shown.stdout
+        assert (
+            shown.returncode == 0 and "--format [onnx|torchscript|exported-program|saved_model|litert]" in shown.stdout
+        )
