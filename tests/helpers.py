@@ -188,3 +188,18 @@ TF_KERAS_APPS: list[tuple[str, str]] = [(f"ResNetRS{d}", f"resnetrs{d}") for d i
 
 # torchvision builders whose weight enums carry the published GFLOPs ("_ops") and parameter count.
 TORCHVISION_FLOPS: list[str] = _TORCHVISION
+
+
+def random_resnet18_checkpoint(folder: Path, size: int, classes: int = 10) -> tuple[Any, Path]:
+    """torchvision's resnet18 (``classes`` outputs) with every weight random (norm scales small, as
+    archgen compare draws them), in eval mode, and its state_dict saved in ``folder``: the reference
+    an exported or ported file is checked against."""
+    import torch
+    import torchvision
+    from archgen.backends.torch.randomize import randomize_
+
+    model = torchvision.models.resnet18(num_classes=classes)
+    randomize_(model, (3, size, size), seed=5, batches=2, batch_size=8, gamma=(0.05, 0.15)).eval()
+    path = folder / f"resnet18_{classes}.pth"
+    torch.save(model.state_dict(), path)
+    return model, path

@@ -14,10 +14,8 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
-import torchvision
-from archgen.backends.torch.randomize import randomize_
 from click.testing import Result
-from helpers import hide_modules, run_archgen
+from helpers import hide_modules, random_resnet18_checkpoint, run_archgen
 from helpers import invoke as run_cli
 
 import archgen
@@ -61,12 +59,7 @@ def reported(text: str) -> float:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[torch.nn.Module, Path]:
-    """torchvision's resnet18 (10 classes) with every weight random, and its state_dict as a file."""
-    model = torchvision.models.resnet18(num_classes=10)
-    randomize_(model, (3, SIZE, SIZE), seed=5, batches=2, batch_size=8, gamma=(0.05, 0.15)).eval()
-    path = tmp_path_factory.mktemp("ckpt") / "resnet18_10.pth"
-    torch.save(model.state_dict(), path)
-    return model, path
+    return random_resnet18_checkpoint(tmp_path_factory.mktemp("ckpt"), SIZE)
 
 
 def batch(n: int, seed: int = 7) -> np.ndarray:

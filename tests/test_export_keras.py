@@ -11,9 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torchvision
-from archgen.backends.torch.randomize import randomize_
-from helpers import invoke
+from helpers import invoke, random_resnet18_checkpoint
 
 pytestmark = [pytest.mark.torch, pytest.mark.keras, pytest.mark.slow]
 
@@ -23,12 +21,7 @@ SMALL = ["--set", "head.classes=10", "--input-size", SIZE]
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[torch.nn.Module, Path]:
-    """torchvision's resnet18 (10 classes), every weight random, and its state_dict as a file."""
-    model = torchvision.models.resnet18(num_classes=10)
-    randomize_(model, (3, SIZE, SIZE), seed=5, batches=2, batch_size=8, gamma=(0.05, 0.15)).eval()
-    path = tmp_path_factory.mktemp("ckpt") / "resnet18_10.pth"
-    torch.save(model.state_dict(), path)
-    return model, path
+    return random_resnet18_checkpoint(tmp_path_factory.mktemp("ckpt"), SIZE)
 
 
 def batch(n: int = 3) -> np.ndarray:
