@@ -81,8 +81,17 @@ def assert_same(model: Any, other: Any, x: np.ndarray) -> None:
 
 
 def as_json(config: dict[str, Any]) -> Any:
-    """A config as its file holds it (JSON has lists where the live config has tuples)."""
-    return json.loads(json.dumps(config))
+    """A config as its file holds it (JSON has lists where the live config has tuples), without the
+    Python module of archgen's objects: Keras finds them by registered name ("archgen>Name"), and
+    whichever module registered that name last (another emitted file, custom_objects()) serves it."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            named = str(value.get("registered_name", "")).startswith("archgen>")
+            return {k: strip(v) for k, v in value.items() if not (named and k == "module")}
+        return [strip(v) for v in value] if isinstance(value, list) else value
+
+    return strip(json.loads(json.dumps(config)))
 
 
 def batch(network: archgen.Network) -> np.ndarray:
