@@ -32,6 +32,7 @@ __all__ = [
     "SpecError",
     "__version__",
     "build",
+    "build_network",
     "compile_spec",
     "list_models",
     "load_spec",
@@ -71,6 +72,8 @@ def build(
     device: str | None = None,
     features_only: bool = False,
     out_indices: Sequence[int] | None = None,
+    weights: str | Path | None = None,
+    fuse: bool = False,
     **fields: Any,
 ) -> Any:
     """Compile a spec into a live model of ``backend``.
@@ -81,9 +84,14 @@ def build(
     ``features_only=True`` replaces the head by ``{type: features, out_indices: ...}`` (timm's
     option): the model returns the maps of ``feature_info`` at ``out_indices`` as a list (all of
     them by default) and ends at the last stage taken.
-    """
-    from . import registry
 
+    ``weights``: a PyTorch state_dict file (.pth/.pt/.bin/.safetensors, torchvision/timm names, as
+    ``archgen port`` reads) checked against the spec (a CheckpointError names every missing,
+    unexpected or misshapen tensor) and loaded; the PyTorch model is then not initialised at all.
+
+    ``fuse=True`` (PyTorch): the inference form, every batch norm that follows a conv folded into
+    it, channels_last, in eval mode; ``model.archgen_network`` is its IR (``archgen.fuse``).
+    """
     if fields:
         extra = {k.replace("__", "."): v for k, v in fields.items()}
         overrides = {**_as_mapping(overrides), **extra}
@@ -93,7 +101,38 @@ def build(
         _, network = compile_spec(spec_or_path, overrides, input_size)
     else:
         network = _features_network(spec_or_path, overrides, input_size, out_indices)
-    return registry.get(backend).build(network, device=device)
+    return build_network(network, backend, device=device, weights=weights, fuse=fuse)
+
+
+def build_network(
+    network: Network,
+    backend: str = "torch",
+    *,
+    device: str | None = None,
+    weights: str | Path | None = None,
+    fuse: bool = False,
+) -> Any:
+    """A live model of a resolved network (what ``build`` does after compiling the spec)."""
+    from . import registry
+
+    impl = registry.get(backend)
+    fuses = getattr(impl, "fuses", False)
+    if fuse and not fuses:
+        raise OptionError(
+            f"fuse: the {backend} backend has no inference form (norms folded into convs); "
+            "build it with backend='torch', or without fuse"
+        )
+    loaded = None
+    if weights is not None:
+        from .port import check_state, read_torch_checkpoint
+
+        loaded = check_state(read_torch_checkpoint(Path(weights)), network, Path(weights))
+    if fuses:  # builds around the weights (nothing initialised first) and folds
+        return impl.build(network, device=device, weights=loaded, fuse=fuse)
+    model = impl.build(network, device=device)
+    if loaded is not None:
+        impl.set_weights(model, network, loaded)
+    return model
 
 
 def _features_network(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from . import registry
@@ -45,11 +46,22 @@ class BuildReport:
         return {**self.network.to_json(), "backend": self.backend, "checks": checks, "ok": self.ok}
 
 
-def check_build(network: Network, backend: str = "torch", device: str | None = None) -> tuple[Any, BuildReport]:
+def check_build(
+    network: Network,
+    backend: str = "torch",
+    device: str | None = None,
+    *,
+    weights: str | Path | None = None,
+    fuse: bool = False,
+) -> tuple[Any, BuildReport]:
     """Build ``network`` in ``backend``, run one dummy batch, and compare the trainable-parameter and
-    norm-statistics counts and the shapes after the stem, every stage and the head with the IR's."""
+    norm-statistics counts and the shapes after the stem, every stage and the head with the IR's
+    (with ``fuse``, the fused IR's: ``archgen.fuse``)."""
+    from . import build_network
+
     impl = registry.get(backend)
-    model = impl.build(network, device=device)
+    model = build_network(network, backend, device=device, weights=weights, fuse=fuse)
+    network = model.archgen_network if fuse else network
     params, stats = impl.counts(model)
     shapes = impl.trace(model, network, device=device)
     checks = [Check("trainable params", network.params, params), Check("norm statistics", network.stats, stats)]

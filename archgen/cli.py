@@ -117,6 +117,7 @@ def main() -> None:
     archgen compare specs/resnet50d.yaml   PyTorch vs Keras, stage by stage
     archgen port r50.pth --spec specs/resnet50.yaml --to keras -o r50.weights.h5
     archgen export resnet50d --format onnx --weights r50d.pth -o r50d.onnx
+    archgen bench resnet50 --device cuda --amp bf16 --train   images/s, latency, memory, TFLOP/s
 
     SPEC is a spec file, or the name of a spec shipped with archgen ('archgen list').
     Exit codes: 0 ok; 1 a model disagrees with the IR, another backend or its export; 2 invalid
@@ -167,11 +168,30 @@ def summary(spec: Path, overrides: tuple[str, ...], input_size: int | None, as_j
     help="Framework to build the live model in.",
 )
 @click.option("--device", default=None, help="Device to build and run on (e.g. cpu, cuda). Default: the backend's.")
+@click.option(
+    "--weights",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A PyTorch state_dict of SPEC (.pth/.pt/.bin/.safetensors) to load, checked tensor by tensor "
+    "as 'archgen port' does (exit 2). PyTorch then initialises nothing.",
+)
+@click.option(
+    "--fuse",
+    is_flag=True,
+    help="PyTorch: the inference form (every norm after a conv folded into it, channels_last), checked "
+    "against the fused IR and, at every boundary, against the unfused model (1e-4).",
+)
 @set_option
 @input_option
 @json_option
 def build(
-    spec: Path, backend: str, device: str | None, overrides: tuple[str, ...], input_size: int | None, as_json: bool
+    spec: Path,
+    backend: str,
+    device: str | None,
+    weights: Path | None,
+    fuse: bool,
+    overrides: tuple[str, ...],
+    input_size: int | None,
+    as_json: bool,
 ) -> None:
     """Compile SPEC, instantiate the model, run one dummy forward pass and check it against the IR.
 
@@ -181,10 +201,19 @@ def build(
     """
     from .checks import check_build
 
-    _, report = check_build(_compile(spec, overrides, input_size), backend, device)
+    network = _compile(spec, overrides, input_size)
+    _, report = check_build(network, backend, device, weights=weights, fuse=fuse)
+    folded = None
+    if fuse:
+        from .compare import compare_fused
+        from .port import check_state, read_torch_checkpoint
+
+        given = check_state(read_torch_checkpoint(weights), network, weights) if weights else None
+        folded = compare_fused(network, weights=given, device=device)
     network = report.network
     if as_json:
-        click.echo(json.dumps(report.to_json(), indent=2))
+        extra = {"fused_vs_unfused": folded.to_json()} if folded is not None else {}
+        click.echo(json.dumps(report.to_json() | extra, indent=2))
     else:
         console = _console()
         console.print(network_table(network, f"{network.name} [{backend}]  (input {shape_text(network.input_shape)})"))
@@ -192,10 +221,12 @@ def build(
             console.print(escape(f"MISMATCH {c.name}: IR {c.ir}, model {c.model}"), style="bold red")
         if report.ok:
             console.print(
-                f"ok: {backend} model matches the IR ({report.params:,} params, "
+                f"ok: {backend} model matches the {'fused ' if fuse else ''}IR ({report.params:,} params, "
                 f"{report.stats:,} norm statistics, output {shape_text(report.output_shape)})"
             )
-    if not report.ok:
+        if folded is not None:
+            console.print(f"fused vs unfused model: {folded.verdict()}", style=None if folded.ok else "bold red")
+    if not report.ok or (folded is not None and not folded.ok):
         sys.exit(EXIT_MISMATCH)
 
 
@@ -363,10 +394,22 @@ def port(checkpoint: Path, spec: Path, target: str, output: Path, verify: bool, 
     type=click.Path(path_type=Path),
     help="File to write (a folder for saved_model); its suffix must fit --format.",
 )
+@click.option(
+    "--fuse",
+    is_flag=True,
+    help="Export PyTorch's inference form (every norm after a conv folded into it); the file is held "
+    "to the unfused model's outputs.",
+)
 @set_option
 @input_option
 def export_command(
-    spec: Path, fmt: str, weights: Path | None, output: Path, overrides: tuple[str, ...], input_size: int | None
+    spec: Path,
+    fmt: str,
+    weights: Path | None,
+    output: Path,
+    fuse: bool,
+    overrides: tuple[str, ...],
+    input_size: int | None,
 ) -> None:
     """Export SPEC's PyTorch model (eval mode) as an ONNX, TorchScript or torch.export file, or its
     Keras model (Keras' own model.export) as a TensorFlow SavedModel or a LiteRT file.
@@ -389,6 +432,7 @@ def export_command(
     archgen export resnet50d --format onnx --weights resnet50d.pth -o resnet50d.onnx
     archgen export specs/resnet18.yaml --format torchscript -o r18.pt --set head.classes=10 --input-size 64
     archgen export resnet50d --format saved_model --weights resnet50d.pth -o resnet50d_savedmodel
+    archgen export resnet50d --format torchscript --fuse --weights resnet50d.pth -o resnet50d_fused.pt
     """
     from . import export as exporting
     from .port import check_state, read_torch_checkpoint
@@ -403,17 +447,144 @@ def export_command(
     exporting.require(fmt)  # a missing framework is reported before any work
     given = check_state(read_torch_checkpoint(weights), network, weights) if weights else None
     try:
-        result = exporting.export(network, fmt, output, given)
+        result = exporting.export(network, fmt, output, given, fuse=fuse)
     except exporting.ExportMismatch as exc:
         click.echo(f"error: {printable(f'{output}: {exc}')}", err=True)
         click.echo(f"nothing was written to {output}", err=True)
         sys.exit(EXIT_MISMATCH)
     source = "random weights (no --weights given)" if result.random_weights else f"the weights of {weights}"
     click.echo(
-        f"ok: wrote {output} ({fmt}, {result.size:,} bytes): {network.name} with {source}; loaded with "
+        f"ok: wrote {output} ({fmt}{', fused' if fuse else ''}, {result.size:,} bytes): {network.name} with "
+        f"{source}; loaded with "
         f"{result.loader} it gives the live model's outputs on a batch of {shape_text(result.input_shape)} "
         f"within {result.verification.describe()}"
     )
+
+
+@main.command("bench", context_settings=CONTEXT)
+@click.argument("spec", type=SPEC)
+@click.option(
+    "--backend",
+    "-b",
+    type=click.Choice(registry.names()),
+    default="torch",
+    show_default=True,
+    help="Framework to build and run the model in.",
+)
+@click.option("--device", default="cpu", show_default=True, help="Device to run on: cpu, cuda or cuda:N.")
+@click.option(
+    "--batch", type=click.IntRange(1, 65536), default=32, show_default=True, help="Images per iteration (batch size)."
+)
+@input_option
+@click.option(
+    "--channels-last",
+    is_flag=True,
+    help="torch: model and input in torch.channels_last (Keras models are channels-last already; refused there).",
+)
+@click.option(
+    "--amp",
+    type=click.Choice(["bf16"]),
+    default=None,
+    help="Mixed precision: torch.autocast to bfloat16 (torch), the mixed_bfloat16 policy (keras); float32 weights.",
+)
+@click.option(
+    "--compile",
+    "use_compile",
+    is_flag=True,
+    help="torch.compile(model) (torch); jit_compile=True, XLA on TensorFlow (keras). Compiled in the warmup.",
+)
+@click.option(
+    "--train", is_flag=True, help="Time a training step (forward, loss, backward, SGD step) instead of an eval forward."
+)
+@click.option(
+    "--fuse",
+    is_flag=True,
+    help="torch: time the inference form (every norm after a conv folded into it, channels_last); eval only.",
+)
+@click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True, help="Untimed iterations first.")
+@click.option("--iters", type=click.IntRange(min=1), default=20, show_default=True, help="Timed iterations.")
+@set_option
+@json_option
+def bench_command(
+    spec: Path,
+    backend: str,
+    device: str,
+    batch: int,
+    input_size: int | None,
+    channels_last: bool,
+    amp: str | None,
+    use_compile: bool,
+    train: bool,
+    fuse: bool,
+    warmup: int,
+    iters: int,
+    overrides: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Measure SPEC's model (random init) on a random batch: images/s, latency, peak memory, TFLOP/s.
+
+    Eval mode runs the forward pass under torch.inference_mode() (Keras: predict_on_batch);
+    --train a full training step in train mode: forward, cross-entropy on random labels (the
+    mean of the output for a features model), backward, an SGD step (Keras: train_on_batch).
+    --warmup iterations run untimed (their wall time is reported: with --compile, the
+    compilation), then each of --iters iterations is timed on its own, between two device
+    synchronisations on CUDA.
+
+    \b
+    images/s     batch / median latency
+    latency      p50, p90, p99 (interpolated) and min over the timed iterations, in ms
+    peak memory  CUDA: torch.cuda.max_memory_allocated over the timed iterations; CPU: the
+                 process's peak resident set size (RSS) over them, which includes everything
+                 it holds in RAM (framework, model, activations, gradients)
+    TFLOP/s      the IR's FLOPs of one step / median latency. The IR counts the
+                 multiply-accumulates (MACs) of convs and linear layers per sample and forward
+                 pass ('archgen summary'); one MAC = 2 FLOPs, so a step is 2 x MACs x batch FLOPs,
+                 and a training step counts 3x the forward (backward = 2x forward)
+
+    \b
+    archgen bench resnet50 --batch 64 --device cuda --channels-last --amp bf16 --compile
+    archgen bench resnet18 --input-size 32 --batch 8 --train --json
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from . import bench as benching
+
+    options = benching.BenchOptions(
+        backend=backend,
+        device=device,
+        batch=batch,
+        train=train,
+        channels_last=channels_last,
+        amp=amp,
+        compile=use_compile,
+        fuse=fuse,
+        warmup=warmup,
+        iters=iters,
+    )
+    benching.check_options(options)  # a refused combination is reported before the spec is compiled
+    network = _compile(spec, overrides, input_size)
+    stderr = Console(stderr=True, highlight=False)
+    if as_json or not stderr.is_terminal:
+        result = benching.bench(network, options)
+    else:
+        labels = {"building": "building the model", "warmup": "warmup", "timing": "timing"}
+        if use_compile:
+            labels["warmup"] = "warmup (compiling)"
+        columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+        # Redrawn between iterations only, outside the timed part: no refresh thread competes with the model.
+        with Progress(*columns, TimeElapsedColumn(), console=stderr, transient=True, auto_refresh=False) as bar:
+            task = bar.add_task(labels["building"], total=None)
+            bar.refresh()
+
+            def progress(phase: str, done: int, total: int) -> None:
+                bar.update(task, description=labels.get(phase, phase), completed=done, total=total or None)
+                bar.refresh()
+
+            result = benching.bench(network, options, progress)
+    if as_json:
+        click.echo(result.json_text())
+    else:
+        _console().print(result.table())
 
 
 @main.command("list", context_settings=CONTEXT)
@@ -479,6 +650,12 @@ def _spec_folder(path: Path | None) -> Path:
     show_default=True,
     help="Folder of emitted files.",
 )
+@click.option(
+    "--fuse",
+    is_flag=True,
+    help="PyTorch: the inference form, every norm after a conv folded into it (SPEC_torch_fused.py); "
+    "its fold_state_dict turns a checkpoint of SPEC into its weights.",
+)
 @set_option
 def emit(
     spec: Path | None,
@@ -488,6 +665,7 @@ def emit(
     check: bool,
     spec_dir: Path | None,
     out_dir: Path,
+    fuse: bool,
     overrides: tuple[str, ...],
 ) -> None:
     """Write SPEC as a standalone model file that imports only its framework.
@@ -497,6 +675,7 @@ def emit(
     archgen emit specs/resnet50d.yaml -o model.py --set head.classes=10
     archgen emit --all                                 regenerate generated/ from the shipped specs
     archgen emit --all --check                         exit 1 if generated/ is stale
+    archgen emit resnet50d --fuse                      -> generated/resnet50d_torch_fused.py
 
     Files are formatted, identical on every run, and written atomically: an
     invalid spec leaves any existing file untouched.
@@ -510,8 +689,10 @@ def emit(
     chosen = list(backends) or (registry.emitters() if all_specs else ["torch"])
     if output and len(chosen) > 1:
         raise click.UsageError("-o names one file: give one --backend")
+    if fuse and chosen != ["torch"]:
+        raise click.UsageError("--fuse: only the torch backend has an inference form (give --backend torch)")
     paths = sorted(_spec_folder(spec_dir).glob("*.yaml")) if all_specs else [spec]
-    wanted = emitter.emit_files([p for p in paths if p is not None], chosen, out_dir, overrides, output)
+    wanted = emitter.emit_files([p for p in paths if p is not None], chosen, out_dir, overrides, output, fuse=fuse)
     if check:
         found = emitter.stale_files(wanted, out_dir if all_specs else None)
         for kind, path in found:

@@ -125,14 +125,23 @@ class Comparison:
 
 
 def compare_models(
-    network: Network, reference: Any, other: Any, x: Any, dtype: str, tolerance: float | None = None
+    network: Network,
+    reference: Any,
+    other: Any,
+    x: Any,
+    dtype: str,
+    tolerance: float | None = None,
+    other_network: Network | None = None,
 ) -> Comparison:
-    """Run channels-first batch ``x`` through two live models of ``network`` and compare every boundary."""
+    """Run channels-first batch ``x`` through two live models of ``network`` and compare every boundary
+    (``other_network``: the other model's IR where it differs, as a fused model's does)."""
     import numpy as np
 
     names = [backend_of(reference), backend_of(other)]
     want = registry.get(names[0]).outputs(reference, network, x)
-    got = registry.get(names[1]).outputs(other, network, x)
+    got = registry.get(names[1]).outputs(other, other_network or network, x)
+    if other_network is not None and other_network.fused:
+        names[1] += " (fused)"
     points = []
     boundaries = network.boundaries()
     if "head" in boundaries:  # the head's output is the network's
@@ -196,3 +205,33 @@ def compare(
     transfer_weights(ref_model, other_model)
     x = np.random.default_rng(seed + 1).standard_normal((batch, *network.input_shape)).astype(dtype)
     return compare_models(network, ref_model, other_model, x, dtype, tolerance)
+
+
+def compare_fused(
+    network: Network,
+    *,
+    backend: str = "torch",
+    dtype: str = "float32",
+    seed: int = 0,
+    batch: int = 2,
+    gamma: tuple[float, float] = (0.05, 0.15),
+    weights: dict[str, dict[str, Any]] | None = None,
+    device: str | None = None,
+    tolerance: float | None = None,
+) -> Comparison:
+    """The inference form (``build(..., fuse=True)``) against the model it was folded from, at every
+    boundary, on random (or the given) weights with calibrated norm statistics: equal but for the
+    rounding of the folded weights (float32) or to 1e-9 (float64)."""
+    import numpy as np
+
+    if dtype not in TOLERANCE:
+        raise ValueError(f"dtype must be one of {', '.join(TOLERANCE)}, not {dtype!r}")
+    impl = registry.get(backend)
+    if weights is None:
+        drawn = impl.build(network, device=device)
+        impl.randomize(drawn, network, seed=seed, gamma=gamma)
+        weights = impl.get_weights(drawn, network)
+    model = impl.build(network, device=device, dtype=dtype, weights=weights)
+    fused = impl.build(network, device=device, dtype=dtype, weights=weights, fuse=True)
+    x = np.random.default_rng(seed + 1).standard_normal((batch, *network.input_shape)).astype(dtype)
+    return compare_models(network, model, fused, x, dtype, tolerance, other_network=fused.archgen_network)

@@ -12,6 +12,7 @@ drift.
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import textwrap
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from .ir import (
     BlockDesign,
     ConvSlot,
     DropPathOptions,
+    Fold,
     GlobalPool,
     InitOptions,
     Layer,
@@ -89,6 +91,10 @@ class BlockClass:
     @property
     def doc(self) -> str:
         return block_doc(self.design)
+
+    @property
+    def folds(self) -> tuple[tuple[str, str], ...]:
+        return self.design.folds
 
 
 @dataclass(frozen=True)
@@ -214,6 +220,12 @@ class Context:
         if first is None or first not in self.taps:
             return None
         return [x.name for x in self.network.stem if x.name.split(".")[0] == first][-1]
+
+    @property
+    def stem_folds(self) -> list[Fold]:
+        """The folds of a fused network's stem (the blocks' follow from their designs)."""
+        stem = {x.name for x in self.network.stem}
+        return [f for f in self.network.folds if f.conv in stem]
 
     @property
     def taps(self) -> dict[str, int]:
@@ -351,7 +363,11 @@ def docstring(text: str, width: int = 88) -> str:
     return "\n".join(textwrap.wrap(text, width))
 
 
+@functools.cache
 def _environment(backend: str) -> tuple[jinja2.Environment, str]:
+    """The backend's jinja2 environment, made once per process: it keeps its compiled templates
+    (compiling model.py.j2 again took most of a live Keras ResNet-50 render, ~0.1 s) and reloads
+    any template whose file changed."""
     emitter = registry.emitter(backend)
     env = jinja2.Environment(
         # The backend's templates first, then the framework-free pieces they share.
@@ -405,8 +421,8 @@ def emit(network: Network, backend: str, source: str, overrides: tuple[str, ...]
     return format_source(render(network, backend, source, overrides))
 
 
-def default_path(spec_name: str, backend: str, folder: Path = Path("generated")) -> Path:
-    return folder / f"{spec_name}_{backend}.py"
+def default_path(spec_name: str, backend: str, folder: Path = Path("generated"), fused: bool = False) -> Path:
+    return folder / f"{spec_name}_{backend}{'_fused' if fused else ''}.py"
 
 
 def emit_files(
@@ -415,18 +431,23 @@ def emit_files(
     out_dir: Path = Path("generated"),
     overrides: tuple[str, ...] | list[str] = (),
     output: Path | None = None,
+    *,
+    fuse: bool = False,
 ) -> dict[Path, str]:
     """What ``archgen emit`` writes: every spec for every backend, path -> formatted source (nothing written).
 
     Every spec is compiled before any file is produced, so one invalid spec means no output at all.
+    ``fuse``: the inference form (``archgen.fuse``; PyTorch's templates only).
     """
     from . import catalog, compile_spec
+    from .fuse import fuse as fused
 
     wanted: dict[Path, str] = {}
     for path in specs:
         _, network = compile_spec(path, list(overrides))
+        network = fused(network) if fuse else network
         for backend in backends:
-            target = output or default_path(network.name, backend, out_dir)
+            target = output or default_path(network.name, backend, out_dir, fuse)
             wanted[target] = emit(network, backend, catalog.source_name(path), overrides)
     return wanted
 

@@ -245,12 +245,20 @@ def random_weights(network: Network, seed: int = SEED, gamma: tuple[float, float
     return out
 
 
-def export(network: Network, fmt: str, output: Path, weights: dict[str, dict[str, Any]] | None = None) -> ExportResult:
+def export(
+    network: Network,
+    fmt: str,
+    output: Path,
+    weights: dict[str, dict[str, Any]] | None = None,
+    *,
+    fuse: bool = False,
+) -> ExportResult:
     """Write the network's model (PyTorch's or Keras', by ``fmt``) to ``output`` once its reloaded file
     agrees with it.
 
     ``weights``: per-layer tensors in PyTorch's layout (``port.check_state`` of a checkpoint); without
-    them every weight is random. Raises ExportMismatch (nothing written) if the file disagrees.
+    them every weight is random. ``fuse``: the PyTorch model's inference form (``archgen.fuse``), its
+    file held to the unfused model's outputs. Raises ExportMismatch (nothing written) if the file disagrees.
     """
     import numpy as np
 
@@ -263,17 +271,22 @@ def export(network: Network, fmt: str, output: Path, weights: dict[str, dict[str
     side = _backend_export(fmt)
 
     backend = registry.get(BACKEND_OF[fmt])
+    if fuse and not getattr(backend, "fuses", False):
+        raise OptionError(f"--fuse: --format {fmt} exports the {BACKEND_OF[fmt]} model, which has no inference form")
     model = backend.build(network)
     if weights is None and BACKEND_OF[fmt] == "torch":
         backend.randomize(model, network, seed=SEED, gamma=GAMMA)
     else:
         backend.set_weights(model, network, weights if weights is not None else random_weights(network))
+    reference = model  # the file is held to the unfused model's outputs, fused or not
+    if fuse:
+        model = backend.build(network, weights=backend.get_weights(model, network), fuse=True)
     rng = np.random.default_rng(SEED + 1)
     x = rng.standard_normal((BATCH, *network.input_shape)).astype("float32")
     example = rng.standard_normal((BATCH + 1, *network.input_shape)).astype("float32")
     size = f"{network.input_shape[1]}x{network.input_shape[2]}"
     with memory_guard(f"running {network.name} on a batch of {BATCH} at {size}"):
-        want = side.run_live(model, x)
+        want = side.run_live(reference, x)
     found: list[tuple[str, Verification]] = []
 
     def check(tmp: Path) -> None:  # the file as written, loaded as a user would

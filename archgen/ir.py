@@ -188,10 +188,17 @@ class BlockDesign:
     se: SEDesign | None = None
     zero_init: str | None = None  # local name of the layer zeroed by init.zero_init_last (bn3, conv3)
     stride_last: bool = False  # the stage's stride sits on its last block rather than its first
+    # The inference form (archgen.fuse): (conv, norm) local names of the unfused design whose norm is
+    # folded into the conv, which then has a bias; empty for the unfused design.
+    folds: tuple[tuple[str, str], ...] = ()
 
     @property
     def residual(self) -> bool:
         return self.shortcut is not None
+
+    @property
+    def folded(self) -> bool:
+        return bool(self.folds)
 
     @property
     def last(self) -> int:
@@ -295,6 +302,15 @@ class InitOptions:
 
 
 @dataclass(frozen=True)
+class Fold:
+    """A norm of the unfused network folded into a conv of the fused one (archgen.fuse)."""
+
+    conv: str  # the fused network's conv
+    source_conv: str  # the same conv in the unfused network (its name differs where a norm left an nn.Sequential)
+    norm: str  # the unfused network's norm
+
+
+@dataclass(frozen=True)
 class Network:
     name: str
     input_shape: Shape
@@ -312,6 +328,9 @@ class Network:
     # those maps as a list. None: one output (the classifier's, or the last feature map).
     out_indices: tuple[int, ...] | None = None
     output_stride: int | None = None  # the spec's (stages past it dilate); None: the network's own strides
+    fused: bool = False  # the inference form: norms folded into convs (archgen.fuse)
+    folds: tuple[Fold, ...] = ()  # fused: where each folded norm went
+    renames: tuple[tuple[str, str], ...] = ()  # fused: (unfused, fused) names of weighted layers that moved
     # The resolved spec as JSON data (what ``digest`` hashes): says what differs between two networks.
     resolved: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 

@@ -84,7 +84,10 @@ class Bottleneck(nn.Module):
         out = self.act1(self.bn1(self.conv1(x)))
         out = self.act2(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.act3(self.drop_path(out) + self.downsample(x))
+        # In place, as torchvision's blocks: nothing before needs its output for the backward pass.
+        out = self.drop_path(out)
+        out += self.downsample(x)
+        return self.act3(out)
 
 
 class StageRow(NamedTuple):
@@ -218,6 +221,7 @@ class ResNet(nn.Module):
         self.init_weights()
 
     def init_weights(self) -> None:
+        """Every weight and norm statistic, as the spec says (nothing is left as ``to_empty`` made it)."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -226,6 +230,9 @@ class ResNet(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+                m.reset_running_stats()
+            elif isinstance(m, nn.Linear):
+                m.reset_parameters()  # PyTorch's default, as torchvision's and timm's classifiers
         # Each residual branch starts as zero, so every block starts as its shortcut.
         for m in self.modules():
             if hasattr(m, "zero_init_last"):
@@ -338,10 +345,23 @@ class ResNet(nn.Module):
         return take
 
 
-def build_model(num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
+def build_model(
+    num_classes: int = 1000, drop_path_rate: float = 0.0, device: str | torch.device | None = None
+) -> ResNet:
     """The xresnet50 network, initialised as its spec says.
 
     num_classes: outputs of the classifier.
     drop_path_rate: stochastic depth (linear schedule over the blocks).
+    device: where the weights are made and initialised (default: the CPU). ``"meta"`` builds the
+    structure alone, with no memory and no initialisation, to load a checkpoint into with
+    ``model.load_state_dict(state, assign=True)``.
     """
-    return ResNet(num_classes=num_classes, drop_path_rate=drop_path_rate)
+    # Built on the meta device, then made and initialised once: PyTorch's layers would otherwise each
+    # initialise their weights on construction, only for init_weights to draw them again.
+    with torch.device("meta"):
+        model = ResNet(num_classes=num_classes, drop_path_rate=drop_path_rate)
+    if device is not None and torch.device(device).type == "meta":
+        return model
+    model.to_empty(device=device or "cpu")
+    model.init_weights()
+    return model

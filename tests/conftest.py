@@ -7,7 +7,17 @@ framework-free tests (loader, schema, hostile corpus, resolve) still run.
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# Under pytest-xdist (-n auto) every core already runs a worker: a framework that also spreads each op
+# over every core makes the workers wait on each other's threads (OpenMP barriers, Eigen pools), which
+# on 2 cores costs more than the threads give for the tests' tiny inputs. One thread per worker; set
+# before torch or TensorFlow start their pools (subprocesses the tests start inherit it).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
+        os.environ.setdefault(name, "1")
 
 try:
     import torch
@@ -23,6 +33,8 @@ except ModuleNotFoundError:  # archgen's torch extra brings torch without torchv
 # dynamo) aborts the interpreter ("Fatal Python error: Aborted"), measured here.
 
 if torch is not None:
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)
     # oneDNN's CPU convolutions re-layout every weight on each call; for the small
     # batches and inputs of these tests that makes deep nets ~10x slower (ResNet-RS-420
     # at 32 px: 15 s a forward pass with it, 1.6 s without, measured on 2 cores).

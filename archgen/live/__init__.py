@@ -34,6 +34,11 @@ def load(source: str, module_name: str) -> types.ModuleType:
     return module
 
 
+def loaded(module_name: str) -> types.ModuleType | None:
+    """The live module of this name if this process has executed it already."""
+    return sys.modules.get(module_name)
+
+
 def name_for(backend: str, spec: str, digest: str) -> str:
     return f"{__name__}.{backend}_{spec}_{digest[:12]}"
 

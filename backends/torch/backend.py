@@ -17,6 +17,7 @@ from archgen import live
 from archgen.emit import render
 from archgen.errors import MissingFramework, OptionError, RunError, memory_guard
 from archgen.ir import Network, Shape
+from archgen.port import Weights
 
 
 def check_device(device: str | None) -> torch.device | None:
@@ -50,6 +51,7 @@ def check_device(device: str | None) -> torch.device | None:
 class TorchBackend:
     name = "torch"
     extra = "torch"  # pip install 'archgen[torch]'
+    fuses = True  # build(..., weights=, fuse=): see archgen.build_network
 
     def require(self) -> None:
         """Import what the backend needs beyond torch (imported with this module), or say what to install."""
@@ -62,19 +64,61 @@ class TorchBackend:
 
     def module(self, network: Network) -> types.ModuleType:
         """The generated model module for a network (what ``archgen emit`` writes)."""
-        source = render(network, "torch", source=f"{network.name} (live)")
-        module = live.load(source, live.name_for("torch", network.name, network.digest))
+        name = live.name_for("torch", network.name + ("_fused" if network.fused else ""), network.digest)
+        module = live.loaded(name)
+        if module is None:  # rendered once per process and network
+            module = live.load(render(network, "torch", source=f"{network.name} (live)"), name)
         live.picklable(module.ResNet)
         return module
 
-    def build(self, network: Network, device: str | None = None, dtype: str | None = None) -> nn.Module:
+    def build(
+        self,
+        network: Network,
+        device: str | None = None,
+        dtype: str | None = None,
+        *,
+        weights: Weights | None = None,
+        fuse: bool = False,
+    ) -> nn.Module:
+        """The live model, initialised as the spec says or holding ``weights`` (IR layer -> tensors in
+        PyTorch's layout: then nothing is initialised); ``fuse``: its inference form (norms folded
+        into the convs, channels_last, eval mode), ``model.archgen_network`` the fused IR."""
         dev = check_device(device)
         with memory_guard(f"building {network.name} ({network.params:,} params) on {dev or 'cpu'}"):
-            model = self.module(network).build_model()
-            model.archgen_network = network  # lets transfer_weights check and map by IR name
+            if fuse:
+                model = self._fused(network, weights, dtype)
+            else:
+                model = self._built(network, weights, dev)
             if dtype:
                 model = model.to(getattr(torch, dtype))
             return model.to(dev) if dev else model
+
+    def _built(self, network: Network, weights: Weights | None, dev: torch.device | None) -> nn.Module:
+        module = self.module(network)
+        if weights is None:
+            model = module.build_model(device=dev)
+        else:
+            model = module.build_model(device="meta")
+            model.load_state_dict(state_dict(weights, network), strict=True, assign=True)
+        model.archgen_network = network  # lets transfer_weights check and map by IR name
+        return model
+
+    def _fused(self, network: Network, weights: Weights | None, dtype: str | None) -> nn.Module:
+        from archgen.fuse import fuse
+
+        fused = fuse(network)
+        module = self.module(fused)
+        model = module.build_model(device="meta")
+        source = self._built(network, weights, None)
+        if dtype:  # folded in the model's precision, not rounded to float32 first
+            source = source.to(getattr(torch, dtype))
+        with torch.no_grad():
+            model.load_state_dict(module.fold_state_dict(source.state_dict()), strict=True, assign=True)
+        # oneDNN's and cuDNN's convolutions run NHWC natively; the folded model has no norm left to
+        # convert back and forth for (docs/performance.md has the figures).
+        model = model.to(memory_format=torch.channels_last).eval()
+        model.archgen_network = fused
+        return model
 
     def randomize(
         self, model: nn.Module, network: Network, seed: int = 0, gamma: tuple[float, float] = (0.5, 1.5)
@@ -164,6 +208,21 @@ class TorchBackend:
             f"running {network.name} on a batch of 2 at {network.input_shape[1]}x{network.input_shape[2]}"
         ):
             return {k: tuple(v.shape[1:]) for k, v in self.outputs(model, network, x).items()}
+
+
+def state_dict(weights: Weights, network: Network) -> dict[str, torch.Tensor]:
+    """A torch state_dict of ``weights`` (numpy, PyTorch's layout) without copies where the arrays
+    are float32 already, with the norms' step counters."""
+    import numpy as np
+
+    from archgen.port import flatten
+
+    out = {}
+    for key, value in flatten(weights, network).items():
+        array = np.require(value, requirements=("C", "W"))  # torch.from_numpy wants writable memory
+        tensor = torch.from_numpy(array)
+        out[key] = tensor if key.endswith("num_batches_tracked") else tensor.to(torch.float32)
+    return out
 
 
 BACKEND = TorchBackend()

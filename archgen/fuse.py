@@ -1,0 +1,116 @@
+"""The inference form of a network: every batch norm that follows a conv folded into that conv.
+
+In eval mode a batch norm is a per-channel affine map, ``y = (x - mean) * gamma / sqrt(var + eps) +
+beta``; after a conv it folds into the conv's weight and bias, and the norm disappears from the
+graph (one pass over the activations less, per norm). What cannot fold stays: the norm before a
+pre-activation block's first conv (it also feeds the shortcut) and a pre-activation network's final
+norm (it follows an addition).
+
+``fuse(network)`` is an IR pass: the folded network renders through the same templates (the block
+designs say ``folded``), and its ``folds`` and ``renames`` say where each tensor of the unfused
+network's checkpoint goes, so the emitted file's ``fold_state_dict`` turns a torchvision/timm
+checkpoint into the fused model's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .ir import Block, BlockDesign, Conv, Fold, Layer, Network, Norm, ShortcutDesign
+
+
+def design_folds(design: BlockDesign) -> tuple[tuple[str, str], ...]:
+    """(conv, norm) local names of one block of ``design`` whose norm folds into the conv; the
+    shortcut's only where the block projects."""
+    if design.preact:  # norm i+1 follows conv i; norm 1 also feeds the shortcut
+        pairs = [(f"conv{a.index}", f"bn{b.index}") for a, b in zip(design.convs, design.convs[1:], strict=False)]
+    else:
+        pairs = [(f"conv{c.index}", f"bn{c.index}") for c in design.convs]
+    sc = design.shortcut
+    if sc is not None and sc.norm:
+        at = 0 if sc.kind == "conv" else 1  # a pooled shortcut's projection follows its pool
+        pairs.append((f"downsample.{at}", f"downsample.{at + 1}"))
+    return tuple(pairs)
+
+
+def folded_design(design: BlockDesign) -> BlockDesign:
+    convs = design.convs
+    if design.preact:
+        convs = tuple(dataclasses.replace(c, bias=True) for c in convs[:-1]) + convs[-1:]
+    else:
+        convs = tuple(dataclasses.replace(c, bias=True) for c in convs)
+    shortcut = design.shortcut
+    if shortcut is not None and shortcut.norm:
+        shortcut = ShortcutDesign(shortcut.kind, bias=True, norm=False)
+    return dataclasses.replace(design, convs=convs, shortcut=shortcut, zero_init=None, folds=design_folds(design))
+
+
+def _with_bias(conv: Conv) -> Conv:
+    if conv.bias:
+        return conv
+    return dataclasses.replace(conv, bias=True, params=conv.params + conv.out_ch)
+
+
+def _fold_block(block: Block, design: BlockDesign, folds: list[Fold]) -> Block:
+    by_local = {x.name.removeprefix(block.name + "."): x for x in block.layers}
+    dropped: set[str] = set()
+    biased: set[str] = set()
+    for conv, norm in design.folds:
+        if conv in by_local and norm in by_local:  # the shortcut's exist only where the block projects
+            folds.append(Fold(f"{block.name}.{conv}", f"{block.name}.{conv}", f"{block.name}.{norm}"))
+            dropped.add(norm)
+            biased.add(conv)
+    layers: list[Layer] = []
+    for local, layer in by_local.items():
+        if local in dropped:
+            continue
+        layers.append(_with_bias(layer) if local in biased and isinstance(layer, Conv) else layer)
+    return dataclasses.replace(block, design=design, layers=tuple(layers))
+
+
+def _fold_chain(layers: tuple[Layer, ...], folds: list[Fold], renames: list[tuple[str, str]]) -> tuple[Layer, ...]:
+    """The stem (a chain): a norm right after a conv folds into it; layers of an nn.Sequential are
+    renumbered where a norm left it (their module names are positions)."""
+    kept: list[tuple[Layer, str | None]] = []  # (layer, the unfused norm folded into it)
+    for layer in layers:
+        prev = kept[-1][0] if kept else None
+        if isinstance(layer, Norm) and isinstance(prev, Conv) and kept[-1][1] is None:
+            kept[-1] = (_with_bias(prev), layer.name)
+        else:
+            kept.append((layer, None))
+    out: list[Layer] = []
+    position: dict[str, int] = {}
+    for layer, norm in kept:
+        top, dot, _ = layer.name.partition(".")
+        name = layer.name
+        if dot:
+            name = f"{top}.{position.setdefault(top, 0)}"
+            position[top] += 1
+        if norm is not None:
+            folds.append(Fold(name, layer.name, norm))
+        elif name != layer.name and layer.weighted:
+            renames.append((layer.name, name))
+        out.append(dataclasses.replace(layer, name=name) if name != layer.name else layer)
+    return tuple(out)
+
+
+def fuse(network: Network) -> Network:
+    """The network with its norms folded into the convs before them (the same function in eval mode)."""
+    if network.fused:
+        return network
+    folds: list[Fold] = []
+    renames: list[tuple[str, str]] = []
+    stem = _fold_chain(network.stem, folds, renames)
+    stages = []
+    for stage in network.stages:
+        design = folded_design(stage.design)
+        blocks = tuple(_fold_block(b, design, folds) for b in stage.blocks)
+        stages.append(dataclasses.replace(stage, design=design, blocks=blocks))
+    return dataclasses.replace(
+        network,
+        stem=stem,
+        stages=tuple(stages),
+        fused=True,
+        folds=tuple(folds),
+        renames=tuple(renames),
+    )
