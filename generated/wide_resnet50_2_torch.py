@@ -11,8 +11,10 @@ checkpoints load with ``load_state_dict(strict=True)``.
 
 # No "from __future__ import annotations": torch.fx copies forward's annotations into the code it
 # generates, and TorchScript must then read them as types, not strings.
+import threading
 from collections.abc import Sequence
-from typing import NamedTuple
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple, Self
 
 import torch
 from torch import nn
@@ -144,6 +146,55 @@ def feature_take_indices(count: int, indices: int | Sequence[int] | None) -> lis
     return sorted(set(picked))
 
 
+class SkipInit(torch.overrides.TorchFunctionMode):
+    """While the layers are made, their own initialisation is skipped: PyTorch's layers draw
+    their weights when constructed, which init_weights would then draw again. Their weights
+    stay as torch.empty made them until init_weights sets every one. A mode holds for this
+    thread only."""
+
+    SKIPPED = frozenset(
+        {
+            nn.init.kaiming_uniform_,
+            nn.init.kaiming_normal_,
+            nn.init.uniform_,
+            nn.init.normal_,
+            nn.init.ones_,
+            nn.init.zeros_,
+            nn.init.constant_,
+            torch.Tensor.uniform_,
+            torch.Tensor.normal_,
+            torch.Tensor.zero_,
+            torch.Tensor.fill_,
+        }
+    )
+
+    state = threading.local()
+
+    def __enter__(self) -> Self:
+        SkipInit.state.depth = getattr(SkipInit.state, "depth", 0) + 1
+        return super().__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        SkipInit.state.depth -= 1
+        super().__exit__(*exc)
+
+    @classmethod
+    def active(cls) -> bool:
+        return getattr(cls.state, "depth", 0) > 0
+
+    def __torch_function__(
+        self,
+        func: Any,
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        if func in self.SKIPPED:  # each fills its first argument in place and returns it
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **kwargs)
+
+
 def checkpoint_blocks(stages: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
     """Run the blocks of ``stages`` with gradient checkpointing: each block's activations are
     recomputed in the backward pass instead of kept."""
@@ -200,13 +251,15 @@ class ResNet(nn.Module):
         self.num_features = 2048
         self.feature_info = [dict(info) for info in FEATURE_INFO]
         self.grad_checkpointing = False
-        self.init_weights()
+        if not SkipInit.active():  # build_model initialises once the layers are made
+            self.init_weights()
 
     def init_weights(self) -> None:
-        """Every weight and norm statistic, as the spec says (nothing is left as ``to_empty`` made it)."""
+        """Every weight and norm statistic, as the spec says (none left as torch.empty made it)."""
+        convs = []
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                convs.append(m)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, nn.BatchNorm2d):
@@ -214,7 +267,25 @@ class ResNet(nn.Module):
                 nn.init.zeros_(m.bias)
                 m.reset_running_stats()
             elif isinstance(m, nn.Linear):
-                m.reset_parameters()  # PyTorch's default, as torchvision's and timm's classifiers
+                m.reset_parameters()  # PyTorch's default, as torchvision's and timm's fc
+        # Drawing the conv weights is most of a build (ResNet-RS-420: 190 M numbers). One
+        # generator per conv, seeded from the global one (torch.manual_seed still decides every
+        # weight), lets the CPU's threads draw them at once.
+        seeds = torch.randint(0, 2**62, (len(convs),)).tolist()
+
+        def draw(m: nn.Conv2d, seed: int) -> None:
+            generator = torch.Generator(m.weight.device).manual_seed(seed)
+            nn.init.kaiming_normal_(
+                m.weight, mode="fan_out", nonlinearity="relu", generator=generator
+            )
+
+        threads = torch.get_num_threads()
+        if threads > 1 and all(m.weight.device.type == "cpu" for m in convs):
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(draw, convs, seeds))
+        else:
+            for m, seed in zip(convs, seeds, strict=True):
+                draw(m, seed)
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
@@ -334,12 +405,11 @@ def build_model(
     structure alone, with no memory and no initialisation, to load a checkpoint into with
     ``model.load_state_dict(state, assign=True)``.
     """
-    # Built on the meta device, then made and initialised once: PyTorch's layers would otherwise each
-    # initialise their weights on construction, only for init_weights to draw them again.
-    with torch.device("meta"):
+    # Made with no initialisation (SkipInit covers the layers' own and ResNet's init_weights), then
+    # initialised once where the weights live.
+    where = torch.device(device or "cpu")
+    with torch.device(where), SkipInit():
         model = ResNet(num_classes=num_classes, drop_path_rate=drop_path_rate)
-    if device is not None and torch.device(device).type == "meta":
-        return model
-    model.to_empty(device=device or "cpu")
-    model.init_weights()
+    if where.type != "meta":
+        model.init_weights()
     return model
