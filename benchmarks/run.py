@@ -1116,6 +1116,13 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--threads", type=int, help="PyTorch and TensorFlow CPU threads (default: theirs, all cores; --quick: 1)"
     )
+    parser.add_argument(
+        "--skip-variant",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="leave out the runtime rows of a variant (repeatable): 'bf16 autocast', 'torch.compile', ...",
+    )
     parser.add_argument("--out", type=Path, default=DOC, help="the document to write (default docs/performance.md)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -1142,6 +1149,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     plan = PLANS[(args.plan or ("cuda" if device.startswith("cuda") else "cpu"), args.quick)]
     if args.repeats:
         plan = replace(plan, repeats=args.repeats)
+    if args.skip_variant:  # the slow variants (emulated bf16, cold compiles) left for another run
+        plan = replace(plan, runtime=tuple(c for c in plan.runtime if c.variant.label not in args.skip_variant))
     keys = selected(args.only, plan)
     started = time.time()
     stamp = (
