@@ -3,6 +3,7 @@
     python benchmarks/run.py                    # every section: about 20 minutes on 2 quiet cores
     python benchmarks/run.py --quick            # smoke run: tiny batches and inputs, 1-3 repeats, 1 thread
     python benchmarks/run.py --only build       # sections by name or prefix, repeatable (--only build --only memory)
+    python benchmarks/run.py --only runtime-torch --skip-variant "torch.compile"   # rows left out, repeatable
     python benchmarks/run.py --device cuda --out $OUT/performance_gpu.md   # on a GPU (benchmarks/gpu.sh runs it)
 
 Sections, in the order they run (runtime-torch runs before anything imports tensorflow, and each build
