@@ -116,23 +116,12 @@ def build_network(
     from . import registry
 
     impl = registry.get(backend)
-    fuses = getattr(impl, "fuses", False)
-    if fuse and not fuses:
-        raise OptionError(
-            f"fuse: the {backend} backend has no inference form (norms folded into convs); "
-            "build it with backend='torch', or without fuse"
-        )
     loaded = None
     if weights is not None:
         from .port import check_state, read_torch_checkpoint
 
         loaded = check_state(read_torch_checkpoint(Path(weights)), network, Path(weights))
-    if fuses:  # builds around the weights (nothing initialised first) and folds
-        return impl.build(network, device=device, weights=loaded, fuse=fuse)
-    model = impl.build(network, device=device)
-    if loaded is not None:
-        impl.set_weights(model, network, loaded)
-    return model
+    return impl.build(network, device=device, weights=loaded, fuse=fuse)
 
 
 def _features_network(

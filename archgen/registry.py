@@ -87,7 +87,7 @@ def names() -> list[str]:
 
 
 def _package(name: str) -> ModuleType:
-    target = _targets().get(name)
+    target = BUILTIN.get(name) or _targets().get(name)  # a built-in name wins: no entry-point scan for it
     if target is None:
         raise KeyError(f"unknown backend '{name}'; expected one of: {', '.join(names())}")
     return importlib.import_module(target)

@@ -8,8 +8,9 @@ ReLU blocks on 128 px Imagenette (10 classes).
 
 A standalone Keras 3 model (channels-last) for the TensorFlow, JAX and PyTorch
 backends of Keras. Layer names are the PyTorch module paths of the same network,
-so weights move between the two by name. Padding is explicit and symmetric, as in
-PyTorch; batch-norm momentum is Keras' (1 - PyTorch's).
+so weights move between the two by name. Padding is symmetric, as in PyTorch
+(explicit where Keras' "same" would not be); batch-norm momentum is Keras'
+(1 - PyTorch's).
 """
 
 from __future__ import annotations
@@ -75,12 +76,14 @@ def conv(
     bias: bool = False,
     name: str = "",
 ):
-    """A conv with PyTorch's symmetric padding of kernel // 2."""
-    if kernel > 1:
+    """A conv with PyTorch's symmetric padding of kernel // 2: Keras' "same" where that is it
+    (stride 1, odd kernel), else explicit ("same" would pad a strided conv less at the start)."""
+    padding = "same" if kernel > 1 and kernel % 2 and stride == 1 else "valid"
+    if kernel > 1 and padding == "valid":
         x = layers.ZeroPadding2D(kernel // 2, name=f"{name}_pad")(x)
-    return layers.Conv2D(filters, kernel, strides=stride, groups=groups, use_bias=bias, name=name)(
-        x
-    )
+    return layers.Conv2D(
+        filters, kernel, strides=stride, padding=padding, groups=groups, use_bias=bias, name=name
+    )(x)
 
 
 def plain_block(x, in_chs: int, out_chs: int, stride: int, name: str):

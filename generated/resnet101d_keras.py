@@ -7,8 +7,9 @@ ResNet-101-D, as timm's resnet101d.
 
 A standalone Keras 3 model (channels-last) for the TensorFlow, JAX and PyTorch
 backends of Keras. Layer names are the PyTorch module paths of the same network,
-so weights move between the two by name. Padding is explicit and symmetric, as in
-PyTorch; batch-norm momentum is Keras' (1 - PyTorch's).
+so weights move between the two by name. Padding is symmetric, as in PyTorch
+(explicit where Keras' "same" would not be); batch-norm momentum is Keras'
+(1 - PyTorch's).
 """
 
 from __future__ import annotations
@@ -74,12 +75,14 @@ def conv(
     bias: bool = False,
     name: str = "",
 ):
-    """A conv with PyTorch's symmetric padding of kernel // 2."""
-    if kernel > 1:
+    """A conv with PyTorch's symmetric padding of kernel // 2: Keras' "same" where that is it
+    (stride 1, odd kernel), else explicit ("same" would pad a strided conv less at the start)."""
+    padding = "same" if kernel > 1 and kernel % 2 and stride == 1 else "valid"
+    if kernel > 1 and padding == "valid":
         x = layers.ZeroPadding2D(kernel // 2, name=f"{name}_pad")(x)
-    return layers.Conv2D(filters, kernel, strides=stride, groups=groups, use_bias=bias, name=name)(
-        x
-    )
+    return layers.Conv2D(
+        filters, kernel, strides=stride, padding=padding, groups=groups, use_bias=bias, name=name
+    )(x)
 
 
 @keras.saving.register_keras_serializable(package="archgen")
@@ -121,7 +124,8 @@ def bottleneck(
     out = act(f"{name}_act2")(out)
     out = conv(out, filters=out_chs, kernel=1, stride=1, groups=1, bias=False, name=f"{name}_conv3")
     out = norm(f"{name}_bn3")(out)
-    out = layers.Dropout(drop_path, noise_shape=(None, 1, 1, 1), name=f"{name}_drop_path")(out)
+    if drop_path:  # stochastic depth; at rate 0 an identity, so no layer (as timm's and tf_keras')
+        out = layers.Dropout(drop_path, noise_shape=(None, 1, 1, 1), name=f"{name}_drop_path")(out)
     project = in_chs != out_chs
     shortcut = x
     if stride > 1:

@@ -30,7 +30,7 @@ from functools import partial
 from typing import Any
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, run_archgen
 
 pytestmark = [pytest.mark.torch, pytest.mark.keras, pytest.mark.slow]
 
@@ -211,3 +211,17 @@ def test_live_and_emitted_models_agree_with_torch(backend: str) -> None:
     for r in found["results"]:
         assert r["worst"] <= tolerance[r["mode"]], f"{backend}, {r['case']}, {r['mode']}:\n{r['text']}"
         assert r["signal"] > 1e-4, r["text"]  # real activations at every boundary, not zeros
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cli_build_on_each_keras_backend(backend: str) -> None:
+    """`archgen build -b keras` with KERAS_BACKEND set: Keras on PyTorch has no distribution library,
+    so its devices are asked of PyTorch (this once ended in a traceback)."""
+    env = {"KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu"}
+    args = ["build", "specs/imagenette_cnn.yaml", "-b", "keras", "--device"]
+    built = run_archgen([*args, "cpu"], env=env, timeout=600)
+    assert built.returncode == 0 and "Traceback" not in built.stderr, built.stdout[-2000:] + built.stderr[-2000:]
+    assert "imagenette_cnn" in built.stdout
+    missing = run_archgen([*args, "cuda:3"], env=env, timeout=600)
+    assert missing.returncode == 3 and "--device 'cuda:3'" in missing.stderr, missing.stderr[-2000:]  # RunError
+    assert "Traceback" not in missing.stderr

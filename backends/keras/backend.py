@@ -71,6 +71,23 @@ def _quiet_startup() -> Iterator[None]:
                 sys.stderr.write("".join(kept))
 
 
+def _devices(kind: str | None) -> list[str]:
+    """Keras' devices of ``kind`` (cpu, gpu; None: its default kind). Keras on PyTorch has no
+    distribution library (keras.distribution.list_devices fails there), so PyTorch is asked."""
+    import keras
+
+    if keras.backend.backend() != "torch":
+        try:
+            found: list[str] = keras.distribution.list_devices(kind)
+        except RuntimeError:  # JAX without that platform (JAX_PLATFORMS=cpu, no CUDA plugin)
+            return []
+        return found
+    import torch
+
+    gpus = [f"gpu:{i}" for i in range(torch.cuda.device_count())]
+    return gpus if kind == "gpu" or (kind is None and gpus) else ["cpu:0"]
+
+
 class KerasBackend:
     name = "keras"
     extra = "keras"  # pip install 'archgen[keras]'
@@ -83,9 +100,9 @@ class KerasBackend:
         wanted = os.environ.get("KERAS_BACKEND", "tensorflow")
         try:
             with _quiet_startup():
-                import keras
+                import keras  # noqa: F401  (the ImportError below names what is missing)
 
-                keras.distribution.list_devices()  # initialises the framework's devices (more start-up lines)
+                _devices(None)  # initialises the framework's devices (more start-up lines)
         except ImportError as exc:
             missing = exc.name or str(exc)
             sys.modules.pop("keras", None)
@@ -109,7 +126,7 @@ class KerasBackend:
         import keras
 
         want = "cpu" if kind == "cpu" else "gpu"
-        found = keras.distribution.list_devices(want)
+        found = _devices(want)
         n = int(index or 0)
         if n >= len(found):
             seen = f"{len(found)} GPU(s)" if found else "no GPU"
@@ -120,15 +137,35 @@ class KerasBackend:
         scope: contextlib.AbstractContextManager[Any] = keras.device(f"{want}:{n}")
         return scope
 
-    def build(self, network: Network, device: str | None = None, dtype: str | None = None) -> Any:
+    fuses = False  # no inference form: build(..., fuse=True) is an OptionError
+
+    def build(
+        self,
+        network: Network,
+        device: str | None = None,
+        dtype: str | None = None,
+        *,
+        weights: dict[str, dict[str, Any]] | None = None,
+        fuse: bool = False,
+    ) -> Any:
         """A live Keras model; ``dtype`` (e.g. float64) sets every layer's dtype policy; ``device`` places
-        its weights (cpu, cuda, cuda:N)."""
+        its weights (cpu, cuda, cuda:N); ``weights`` (PyTorch's layout, by IR name) are loaded after the
+        build, since Keras creates and initialises a layer's variables as it is called."""
+        if fuse:
+            raise OptionError(
+                f"fuse: the {self.name} backend has no inference form (norms folded into convs); "
+                "build it with backend='torch', or without fuse"
+            )
         self.require()
-        source = render(network, "keras", source=f"{network.name} (live)")
-        module = live.load(source, live.name_for("keras", network.name, network.digest))
+        name = live.name_for("keras", network.name, network.digest)
+        module = live.loaded(name)
+        if module is None:  # rendered once per process and network
+            module = live.load(render(network, "keras", source=f"{network.name} (live)"), name)
         with self.device_scope(device), _floatx(dtype), memory_guard(f"building {network.name} on {device or 'cpu'}"):
             model = module.build_model()
         model.archgen_network = network  # lets transfer_weights check and map by IR name
+        if weights is not None:
+            self.set_weights(model, network, weights)
         return model
 
     def get_weights(
