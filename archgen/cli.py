@@ -112,16 +112,19 @@ def main() -> None:
     \b
     archgen validate specs/*.yaml          check specs (no framework imported)
     archgen summary specs/resnet50.yaml    layer table from the IR alone
+    archgen graph resnet50d -o r50d.svg    a diagram of the network, laid out by graphviz
     archgen build specs/resnetrs152.yaml   compile, instantiate and check a live model
     archgen build resnet50d                a shipped spec, by name, from any folder
     archgen compare specs/resnet50d.yaml   PyTorch vs Keras, stage by stage
     archgen port r50.pth --spec specs/resnet50.yaml --to keras -o r50.weights.h5
     archgen export resnet50d --format onnx --weights r50d.pth -o r50d.onnx
     archgen bench resnet50 --device cuda --amp bf16 --train   images/s, latency, memory, TFLOP/s
+    archgen diff resnet50 resnet50d        what differs between the two networks (exit 1 if anything)
+    archgen new r50d_se --from resnet50d --set 'block.se={ratio: 0.0625}'   a new spec that extends one
 
     SPEC is a spec file, or the name of a spec shipped with archgen ('archgen list').
-    Exit codes: 0 ok; 1 a model disagrees with the IR, another backend or its export; 2 invalid
-    input or a missing framework; 3 out of memory or no such device.
+    Exit codes: 0 ok; 1 a model disagrees with the IR, another backend or its export (diff: the
+    networks differ); 2 invalid input or a missing framework; 3 out of memory or no such device.
     """
 
 
@@ -148,13 +151,76 @@ def validate(specs: tuple[Path, ...]) -> None:
 @set_option
 @input_option
 @json_option
-def summary(spec: Path, overrides: tuple[str, ...], input_size: int | None, as_json: bool) -> None:
-    """Print the per-section table of SPEC (shapes, params, FLOPs) from the IR alone."""
+@click.option(
+    "--layers",
+    is_flag=True,
+    help="One row per layer (module path, op, output shape, params, MACs, activations), grouped by "
+    "section, then the totals (float32 sizes for one sample); with --json, every row.",
+)
+def summary(spec: Path, overrides: tuple[str, ...], input_size: int | None, as_json: bool, layers: bool) -> None:
+    """Print the per-section table of SPEC (shapes, params, FLOPs) from the IR alone; --layers: every layer."""
+    from .summary import layers_json, layers_report
+
     network = _compile(spec, overrides, input_size)
     if as_json:
-        click.echo(json.dumps(network.to_json(), indent=2))
+        click.echo(json.dumps(layers_json(network) if layers else network.to_json(), indent=2))
+    elif layers:  # wide enough for the longest module paths and ops without wrapping
+        Console(highlight=False, width=max(120, Console().width)).print(layers_report(network))
     else:
         _console().print(network_table(network))
+
+
+@main.command("graph", context_settings=CONTEXT)
+@click.argument("spec", type=SPEC)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write; its suffix names the format: .svg, .png or .pdf (laid out and rendered by graphviz), "
+    "or .dot (the DOT source, written without graphviz).",
+)
+@click.option(
+    "--detail",
+    type=click.Choice(["stage", "block"]),
+    default="stage",
+    show_default=True,
+    help="stage: one node per stage. block: each stage as a cluster that draws its first block layer by layer "
+    "(convs, norms, acts, SE, drop path, the shortcut branch, the addition) and every later block that differs "
+    "from those drawn before it in shape, stride, dilation or layers (typically the first with an identity "
+    "shortcut); each run of the other blocks is one node, 'N blocks as layerS.B'.",
+)
+@set_option
+@input_option
+def graph_command(spec: Path, output: Path, detail: str, overrides: tuple[str, ...], input_size: int | None) -> None:
+    """Draw SPEC's resolved network as a diagram, laid out by graphviz's dot, from the IR alone.
+
+    The input; the stem (classic or deep: its convs, widths and pool); every stage (block type
+    and depth, channels in -> mid -> out, where the stride sits, dilation, shortcut, SE ratio,
+    drop-path rates, output shape); the head; the output, or for a features head every map it
+    returns, drawn from where it is tapped. Each section shows its params and FLOPs as
+    'archgen summary' counts them.
+
+    .svg, .png and .pdf need graphviz: pygraphviz (pip install 'archgen[graph]'; its wheels
+    bundle graphviz), else graphviz's dot on PATH; with neither the command exits 2. A .dot
+    file needs neither. FILE's folder must exist; FILE is written beside its name and renamed
+    (an error leaves an existing FILE as it was; a file it replaces keeps its mode).
+
+    \b
+    archgen graph resnet50d -o resnet50d.svg
+    archgen graph specs/resnet50.yaml -o r50.pdf --detail block --set stages.2.depth=9
+    archgen graph resnet50d -o resnet50d.dot --input-size 160
+    """
+    from . import graph as graphing
+
+    problem = graphing.path_problem(output)
+    if problem:
+        raise click.BadParameter(problem, param_hint="'-o' / '--output'")
+    network = _compile(spec, overrides, input_size)
+    fmt = graphing.format_of(output) or "dot"
+    graphing.require(fmt)  # a missing graphviz is reported before any layout
+    graphing.write(network, output, detail)
+    click.echo(f"wrote {output} ({fmt}, --detail {detail}): {network.name}, {len(network.stages)} stages")
 
 
 @main.command(context_settings=CONTEXT)
@@ -726,6 +792,94 @@ def schema(output: Path | None, check: bool) -> None:
         click.echo(f"{output} is stale: run 'archgen schema -o {output}'", err=True)
         sys.exit(EXIT_MISMATCH)
     atomic.write_text(output, text)
+
+
+@main.command("diff", context_settings=CONTEXT)
+@click.argument("spec_a", metavar="A", type=SPEC)
+@click.argument("spec_b", metavar="B", type=SPEC)
+@input_option
+@click.option("--json", "as_json", is_flag=True, help="Print the changes and figures as one JSON object instead.")
+def diff_command(spec_a: Path, spec_b: Path, input_size: int | None, as_json: bool) -> None:
+    """Say what differs between the networks A and B resolve to (not their YAML), then the params,
+    FLOPs and output shape of each section (the rows of 'archgen summary') and the totals.
+
+    A change every stage makes alike is said once ('SE added to every block'). Names and
+    descriptions are not compared: a spec that extends another without changing anything is
+    identical to it. Exit 0 when the networks are identical, 1 when they differ, 2 on invalid input.
+
+    \b
+    archgen diff resnet50 resnet50d
+    archgen diff specs/resnet50.yaml my_variant.yaml --input-size 128 --json
+    """
+    from . import diff as differ
+
+    networks, problems = [], []
+    for path in (spec_a, spec_b):
+        try:
+            networks.append(_compile(path, (), input_size))
+        except SpecError as exc:
+            problems += list(exc.problems)
+    if problems:
+        raise SpecError(problems)
+    result = differ.diff(networks[0], networks[1])
+    sources = (catalog.source_name(spec_a), catalog.source_name(spec_b))
+    if as_json:
+        click.echo(json.dumps(result.to_json(sources), indent=2))
+    else:
+        a, b = (f"{n.name} ({printable(s)})" for n, s in zip(networks, sources, strict=True))
+        if result.identical:
+            click.echo(
+                f"identical: {a} and {b} resolve to the same network "
+                f"({networks[0].params:,} params, {flops_text(networks[0].flops)} FLOPs)"
+            )
+            return
+        click.echo(f"{a} -> {b}")
+        for line in result.lines():
+            click.echo(f"  {line}")
+        click.echo(f"per section: {networks[1].name}'s figures, and the difference (Δ) from {networks[0].name}'s")
+        _console().print(result.table())
+        click.echo(result.totals())
+    if not result.identical:
+        sys.exit(EXIT_MISMATCH)
+
+
+@main.command("new", context_settings=CONTEXT)
+@click.argument("name")
+@click.option("--from", "base", required=True, type=SPEC, help="The parent spec (file or shipped name) to extend.")
+@set_option
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write, ending in .yaml, in an existing folder. Default: NAME.yaml in the working folder.",
+)
+def new_command(name: str, base: Path, overrides: tuple[str, ...], output: Path | None) -> None:
+    """Write a new spec NAME that extends BASE with the --set overrides, as nested YAML mappings.
+
+    The file starts with the schema line, then 'extends' (a shipped spec by name, a file beside
+    the new one by its file name, another by its path relative to the new file, which must lie in
+    the new file's folder or below it), 'name: NAME' and what the overrides change. It is loaded
+    and resolved as 'archgen validate' does, and must resolve to BASE's network with the same
+    --set, before it is written (atomically). An existing file is never replaced; NAME must be an
+    identifier; --set may not change name, extends or tweaks; an invalid NAME, BASE or override
+    exits 2 with nothing written.
+
+    \b
+    archgen new r50d_se --from resnet50d --set 'block.se={ratio: 0.0625}' --set head.classes=10
+    archgen new r101_deep3 --from resnet101 --set stages.2.depth=36 -o experiments/r101_deep3.yaml
+    """
+    from . import new as authoring
+
+    planned = authoring.plan(name, base, overrides, output if output is not None else Path(f"{name}.yaml"))
+    authoring.write(planned)
+    network = planned.network
+    click.echo(
+        f"ok: wrote {printable(str(planned.path))}: {name} extends {printable(planned.extends)}"
+        f" ({network.params:,} params, {flops_text(network.flops)} FLOPs)"
+    )
+    if not planned.schema_found:
+        where = printable(str(planned.path.parent / authoring.SCHEMA_FILE))
+        click.echo(f"note: its schema line names {authoring.SCHEMA_FILE} beside it: archgen schema -o {where}")
 
 
 if __name__ == "__main__":

@@ -62,12 +62,13 @@ def load_spec_with_positions(source: Source, overrides: Overrides = None) -> tup
             if _IDENTIFIER.fullmatch(name):
                 data["name"] = name
     else:
-        data, positions = _load_path(Path(source))
+        data, positions = load_data(Path(source))
     data, positions = apply_overrides(data, positions, overrides)
     return validate(data, positions), positions
 
 
-def _load_path(path: Path) -> tuple[Data, Positions]:
+def load_data(path: Path) -> tuple[Data, Positions]:
+    """A spec file's (or shipped name's) data with its ``extends`` chain merged, before any override."""
     display = str(path)
     try:
         found = catalog.locate(display)  # a file at hand, else a shipped spec's name

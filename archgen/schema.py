@@ -4,6 +4,8 @@ The models describe a spec after loading; the schema describes what may be
 written in a file, so it also admits the shorthands the loader expands: a
 depth preset for ``stages``, a bare type name for ``stem``/``block``/``head``,
 a stage ``block`` that only lists the fields it changes, and a missing ``name``.
+Every property carries the description and examples of its model field (spec.py),
+which YAML editors show while completing.
 """
 
 from __future__ import annotations
@@ -28,22 +30,32 @@ def json_schema() -> dict[str, Any]:
     schema.pop("required", None)
     schema["if"] = {"required": ["extends"]}
     schema["else"] = {"required": ["block", "stages"]}
+    stages = props["stages"]
     props["stages"] = {
-        "description": "A list of stages, or a depth preset expanding to the standard four stages.",
-        "anyOf": [{"type": "integer", "enum": sorted(DEPTH_PRESETS)}, props["stages"]],
+        **_docs(stages),
+        "anyOf": [{"type": "integer", "enum": sorted(DEPTH_PRESETS)}, stages],
     }
     kinds_of_shortcut = defs["ShortcutSpec"]["properties"]["type"]["enum"]
     for kind in ("BasicBlock", "BottleneckBlock"):
+        shortcut = defs[kind]["properties"]["shortcut"]
         defs[kind]["properties"]["shortcut"] = {
-            "anyOf": [{"type": "string", "enum": kinds_of_shortcut}, {"$ref": "#/$defs/ShortcutSpec"}]
+            **_docs(shortcut),
+            "anyOf": [{"type": "string", "enum": kinds_of_shortcut}, {"$ref": "#/$defs/ShortcutSpec"}],
         }
     for name, kinds in (("stem", _STEMS), ("block", _BLOCKS), ("head", _HEADS)):
-        props[name] = _variants(defs, kinds)
+        props[name] = {**_docs(props[name]), **_variants(defs, kinds)}
+    stage_block = defs["StageSpec"]["properties"]["block"]
     defs["StageSpec"]["properties"]["block"] = {
-        "description": "Fields merged over the top-level block for this stage.",
+        **_docs(stage_block),
         "anyOf": [*_variants(defs, _BLOCKS)["anyOf"], {"type": "null"}],
     }
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
+
+
+def _docs(prop: dict[str, Any]) -> dict[str, Any]:
+    """The documentation of a property (from the model's Field), taken off it to put on the schema that
+    replaces it: what an editor shows while completing."""
+    return {key: prop.pop(key) for key in ("description", "examples") if key in prop}
 
 
 def _variants(defs: dict[str, Any], kinds: tuple[str, ...]) -> dict[str, Any]:

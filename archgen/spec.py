@@ -102,8 +102,13 @@ class StrictModel(BaseModel):
 class InputSpec(StrictModel):
     """What the network is built for: channels and spatial size (int or [h, w])."""
 
-    channels: Count = Field(3, le=4096)
-    size: Side | tuple[Side, Side] = 224
+    channels: Count = Field(3, le=4096, description="Channels of the input image (1 to 4096).", examples=[3, 1])
+    size: Side | tuple[Side, Side] = Field(
+        224,
+        description="Spatial size: one integer for a square input, or [height, width]; 1 to 8192 each. "
+        "--input-size overrides it.",
+        examples=[224, [128, 96]],
+    )
 
     @field_validator("size", mode="before")
     @classmethod
@@ -126,48 +131,85 @@ class NormSpec(StrictModel):
     """Normalisation. ``momentum`` uses PyTorch's convention (weight of the new
     batch statistic); Keras' momentum is ``1 - momentum``."""
 
-    type: Literal["batch"] = "batch"
-    eps: Real = Field(1e-5, gt=0.0, lt=1.0)
-    momentum: Real = Field(0.1, gt=0.0, le=1.0)
+    type: Literal["batch"] = Field(
+        "batch", description="The norm layer: batch (batch norm, the only kind).", examples=["batch"]
+    )
+    eps: Real = Field(
+        1e-5,
+        gt=0.0,
+        lt=1.0,
+        description="Added to the variance before the square root (0 < eps < 1; Keras' own default is 1e-3).",
+        examples=[1e-5, 1.001e-5],
+    )
+    momentum: Real = Field(
+        0.1,
+        gt=0.0,
+        le=1.0,
+        description="Weight of the new batch statistic in the running averages, in PyTorch's convention "
+        "(0 < momentum <= 1); Keras' momentum is 1 - momentum.",
+        examples=[0.1, 0.01],
+    )
 
 
 class _StemCommon(StrictModel):
     pool: Literal["max", "conv", "none"] = Field(
         "max",
-        description="max: 3x3/2 max pool; conv: 3x3/2 conv + norm + act (ResNet-RS); none.",
+        description="After the stem's convs: max, a 3x3/2 max pool (padding 1); conv, a 3x3/2 conv + norm + act "
+        "(the ResNet-RS stem); none, no pool.",
+        examples=["max", "conv"],
     )
     pool_padding: Literal["neg_inf", "zero"] = Field(
         "neg_inf",
-        description="Padding value of the max pool: -inf (PyTorch) or zero (keras.applications).",
+        description="Padding value of the max pool: neg_inf (-inf, PyTorch's) or zero (keras.applications pads "
+        "with zeros before pooling).",
+        examples=["neg_inf", "zero"],
     )
     norm_act: StrictBool = Field(
-        True, description="Norm and activation after the last stem conv (false for pre-activation nets)."
+        True,
+        description="Norm and activation after the last stem conv; false for pre-activation networks.",
+        examples=[True, False],
     )
 
 
 class ClassicStem(_StemCommon):
     """One large strided conv, then the pool (ResNet, 7x7/2 + max pool)."""
 
-    type: Literal["classic"]
-    width: Count = Field(64, le=MAX_CHANNELS)
-    kernel: Count = Field(7, le=MAX_KERNEL)
-    stride: Stride = 2
+    type: Literal["classic"] = Field(
+        description="classic: one large strided conv, norm + act, then the pool (ResNet's 7x7/2 conv and "
+        "3x3/2 max pool). The default stem type.",
+        examples=["classic"],
+    )
+    width: Count = Field(
+        64, le=MAX_CHANNELS, description="Output channels of the conv (scaled by width_multiplier).", examples=[64, 32]
+    )
+    kernel: Count = Field(
+        7, le=MAX_KERNEL, description="Kernel size of the conv, padded by kernel // 2.", examples=[7, 3]
+    )
+    stride: Stride = Field(2, description="Stride of the conv.", examples=[2, 1])
 
 
 class DeepStem(_StemCommon):
     """A stack of 3x3 convs, the first strided (ResNet-C); norm + act between them."""
 
-    type: Literal["deep"]
-    widths: list[Annotated[Count, Field(le=MAX_CHANNELS)]] = Field(
-        default_factory=lambda: [32, 32, 64], min_length=2, max_length=8
+    type: Literal["deep"] = Field(
+        description="deep: 3x3 convs with norm + act between them, the first strided, then the pool "
+        "(ResNet-C, tweak C).",
+        examples=["deep"],
     )
-    stride: Stride = 2
+    widths: list[Annotated[Count, Field(le=MAX_CHANNELS)]] = Field(
+        default_factory=lambda: [32, 32, 64],
+        min_length=2,
+        max_length=8,
+        description="Output channels of each 3x3 conv, 2 to 8 of them (scaled by width_multiplier).",
+        examples=[[32, 32, 64], [24, 32, 64]],
+    )
+    stride: Stride = Field(2, description="Stride of the first conv.", examples=[2, 1])
 
 
 class NoStem(StrictModel):
     """No stem: the first stage sees the input directly."""
 
-    type: Literal["none"]
+    type: Literal["none"] = Field(description="none: no stem; the first stage sees the input.", examples=["none"])
 
 
 Stem = Annotated[
@@ -179,13 +221,33 @@ Stem = Annotated[
 class SESpec(StrictModel):
     """Squeeze-excitation on the residual branch's output (before the addition)."""
 
-    ratio: Real = Field(0.0625, gt=0.0, le=1.0, description="Reduced width = out_channels * ratio, rounded.")
-    divisor: Count = Field(8, le=MAX_CHANNELS, description="The reduced width is a multiple of this.")
-    rounding: Literal["nearest", "floor"] = Field(
-        "nearest", description="nearest: timm's make_divisible; floor: int() as in the Keras ResNet-RS code."
+    ratio: Real = Field(
+        0.0625,
+        gt=0.0,
+        le=1.0,
+        description="Reduced width = the block's output channels * ratio, rounded to a multiple of divisor "
+        "(0 < ratio <= 1).",
+        examples=[0.0625, 0.25],
     )
-    bias: StrictBool = True
-    act: Activation = "relu"
+    divisor: Count = Field(
+        8,
+        le=MAX_CHANNELS,
+        description="The reduced width is a multiple of this, and never below it.",
+        examples=[8, 1],
+    )
+    rounding: Literal["nearest", "floor"] = Field(
+        "nearest",
+        description="nearest: to the nearest multiple (timm's make_divisible); floor: to the multiple at or "
+        "below (int(), as in the Keras ResNet-RS code).",
+        examples=["nearest", "floor"],
+    )
+    bias: StrictBool = Field(True, description="Whether the SE's two 1x1 convs have a bias.", examples=[True, False])
+    act: Activation = Field(
+        "relu",
+        description="Activation between the SE's two 1x1 convs (the gate is a sigmoid): relu, relu6, silu, "
+        "gelu, leaky_relu, elu, mish, hardswish or tanh.",
+        examples=["relu", "silu"],
+    )
 
 
 class ShortcutSpec(StrictModel):
@@ -198,47 +260,103 @@ class ShortcutSpec(StrictModel):
     shape.
     """
 
-    type: Literal["conv", "avgpool", "maxpool", "identity"] = "conv"
+    type: Literal["conv", "avgpool", "maxpool", "identity"] = Field(
+        "conv",
+        description="conv: strided 1x1 conv + norm (ResNet A/B); avgpool: stride x stride average pool "
+        "(ceil mode, padding not counted), then a 1x1 conv + norm if the channels change (ResNet-D); maxpool: "
+        "1x1 max pool for the stride, then a 1x1 conv + norm if the channels change (keras.applications V2); "
+        "identity: nothing, an error where the block changes shape. No norm in pre-activation blocks.",
+        examples=["conv", "avgpool"],
+    )
 
 
 Shortcut = Annotated[ShortcutSpec, _typed("conv")]
 
 
 class _ResidualCommon(StrictModel):
-    preact: StrictBool = Field(False, description="Pre-activation block (ResNet V2): norm and act before each conv.")
-    stride_block: Literal["first", "last"] = Field(
-        "first", description="Which block of a stage carries the stage's stride."
+    preact: StrictBool = Field(
+        False,
+        description="Pre-activation block (ResNet V2): norm + act before each conv, nothing after the addition; "
+        "a network whose last block is pre-activated ends with post_bn + post_act.",
+        examples=[False, True],
     )
-    shortcut: Shortcut = Field(default_factory=ShortcutSpec)
-    se: SESpec | None = None
+    stride_block: Literal["first", "last"] = Field(
+        "first",
+        description="Which block of a stage carries the stage's stride: first, or last (keras.applications V2).",
+        examples=["first", "last"],
+    )
+    shortcut: Shortcut = Field(
+        default_factory=ShortcutSpec,
+        description="The shortcut where a block changes shape (stride or channels): conv, avgpool, maxpool or "
+        "identity; a bare kind stands for {type: KIND}.",
+        examples=["avgpool", {"type": "conv"}],
+    )
+    se: SESpec | None = Field(
+        None,
+        description="Squeeze-excitation on the residual branch's output, before the addition; null: none.",
+        examples=[{"ratio": 0.25}, None],
+    )
 
 
 class BasicBlock(_ResidualCommon):
     """Two 3x3 convs; the stride sits on the first."""
 
-    type: Literal["basic"]
-    expansion: Count = Field(1, le=MAX_EXPANSION)
+    type: Literal["basic"] = Field(
+        description="basic: two 3x3 convs, the stride on the first (ResNet-18/34).", examples=["basic"]
+    )
+    expansion: Count = Field(
+        1, le=MAX_EXPANSION, description="Output channels = the stage's width * expansion.", examples=[1]
+    )
 
 
 class BottleneckBlock(_ResidualCommon):
     """1x1 reduce, 3x3 (grouped for ResNeXt), 1x1 expand."""
 
-    type: Literal["bottleneck"]
-    expansion: Count = Field(4, le=MAX_EXPANSION)
-    groups: Count = Field(1, le=MAX_CHANNELS, description="Cardinality (ResNeXt).")
-    base_width: Count = Field(64, le=MAX_CHANNELS, description="Width per group at width 64 (ResNeXt 32x4d: 4).")
-    width_factor: Real = Field(1.0, gt=0.0, le=64.0, description="Multiplies the inner width (Wide ResNet: 2).")
+    type: Literal["bottleneck"] = Field(
+        description="bottleneck: 1x1 reduce, 3x3 (grouped for ResNeXt), 1x1 expand (ResNet-50 and deeper).",
+        examples=["bottleneck"],
+    )
+    expansion: Count = Field(
+        4, le=MAX_EXPANSION, description="Output channels = the stage's width * expansion.", examples=[4]
+    )
+    groups: Count = Field(
+        1,
+        le=MAX_CHANNELS,
+        description="Groups of the 3x3 conv (ResNeXt's cardinality). The inner width is "
+        "int(width * base_width / 64 * width_factor) * groups.",
+        examples=[1, 32],
+    )
+    base_width: Count = Field(
+        64,
+        le=MAX_CHANNELS,
+        description="Inner width per group at a stage width of 64 (ResNeXt 32x4d: 4).",
+        examples=[64, 4],
+    )
+    width_factor: Real = Field(
+        1.0,
+        gt=0.0,
+        le=64.0,
+        description="Multiplies the inner width (Wide ResNet-50-2: 2); 0 < width_factor <= 64.",
+        examples=[1.0, 2.0],
+    )
     stride_at: Literal["1x1", "3x3"] = Field(
-        "3x3", description="3x3: stride on the 3x3 conv (ResNet-B, V1.5); 1x1: on the first 1x1 (original)."
+        "3x3",
+        description="3x3: the stride on the 3x3 conv (ResNet-B, torchvision's V1.5); 1x1: on the first 1x1 "
+        "conv (the original ResNet, keras.applications V1).",
+        examples=["3x3", "1x1"],
     )
 
 
 class PlainBlock(StrictModel):
     """conv + norm + act, no shortcut (the plain CNN baseline)."""
 
-    type: Literal["plain"]
-    kernel: Count = Field(3, le=MAX_KERNEL)
-    stride_block: Literal["first", "last"] = "first"
+    type: Literal["plain"] = Field(
+        description="plain: conv + norm + act, no shortcut (the plain CNN baseline).", examples=["plain"]
+    )
+    kernel: Count = Field(3, le=MAX_KERNEL, description="Kernel size of the conv, padded by kernel // 2.", examples=[3])
+    stride_block: Literal["first", "last"] = Field(
+        "first", description="Which block of a stage carries the stage's stride: first or last.", examples=["first"]
+    )
 
 
 Block = Annotated[
@@ -250,33 +368,61 @@ Block = Annotated[
 class StageSpec(StrictModel):
     """A run of blocks. ``width`` is the block width before expansion."""
 
-    depth: Count = Field(le=MAX_DEPTH, description="Number of blocks.")
-    width: Count = Field(le=MAX_CHANNELS)
-    stride: Stride | None = Field(None, description="Default: 1 for the first stage, 2 after.")
-    block: Block | None = Field(None, description="Fields merged over the top-level block for this stage.")
+    depth: Count = Field(le=MAX_DEPTH, description="Number of blocks (1 to 1000).", examples=[3, 23])
+    width: Count = Field(
+        le=MAX_CHANNELS,
+        description="Block width before expansion (a bottleneck's output has width * expansion channels); "
+        "scaled by width_multiplier.",
+        examples=[64, 256],
+    )
+    stride: Stride | None = Field(
+        None,
+        description="The stage's stride, taken by the block that block.stride_block names. Default: 1 for the "
+        "first stage, 2 after.",
+        examples=[2, 1],
+    )
+    block: Block | None = Field(
+        None,
+        description="Fields merged over the top-level block for this stage only; a different type replaces it, "
+        "null removes a field.",
+        examples=[{"se": {"ratio": 0.25}}, {"type": "basic"}, {"se": None}],
+    )
 
 
 class DropPathSpec(StrictModel):
     """Stochastic depth on the residual branch; identity in eval mode."""
 
-    rate: Fraction = 0.0
+    rate: Fraction = Field(
+        0.0,
+        description="Drop probability of the last block, in [0, 1); the schedule spreads it over the blocks. 0: off.",
+        examples=[0.1, 0.0],
+    )
     schedule: Literal["linear", "per_stage", "uniform"] = Field(
         "linear",
         description=(
-            "linear: rate * i / (n - 1) over all n blocks (timm); per_stage: rate * (s + 2) / (stages + 1) "
-            "for stage s (Keras ResNet-RS); uniform: rate everywhere."
+            "linear: rate * i / (n - 1) for block i of all n blocks (timm; one block gets rate); per_stage: "
+            "rate * (s + 2) / (stages + 1) for stage s (Keras ResNet-RS); uniform: rate everywhere."
         ),
+        examples=["linear", "per_stage"],
     )
 
 
 class ClassifierHead(StrictModel):
     """Global pool, optional dropout, fully connected layer."""
 
-    type: Literal["classifier"]
-    pool: Literal["avg", "max"] = "avg"
-    dropout: Fraction = 0.0
-    classes: Count = Field(1000, le=MAX_CLASSES)
-    activation: Literal["none", "softmax"] = Field("none", description="softmax as in keras.applications.")
+    type: Literal["classifier"] = Field(
+        description="classifier: global pool, optional dropout, a fully connected layer. The default head type.",
+        examples=["classifier"],
+    )
+    pool: Literal["avg", "max"] = Field("avg", description="The global pool: avg or max.", examples=["avg", "max"])
+    dropout: Fraction = Field(0.0, description="Dropout rate before the fc, in [0, 1); 0: none.", examples=[0.0, 0.2])
+    classes: Count = Field(1000, le=MAX_CLASSES, description="Outputs of the fc (1 to 1,000,000).", examples=[1000, 10])
+    activation: Literal["none", "softmax"] = Field(
+        "none",
+        description="none: the model returns logits; softmax: probabilities, as keras.applications' "
+        "classifier_activation.",
+        examples=["none", "softmax"],
+    )
 
 
 class FeaturesHead(StrictModel):
@@ -288,9 +434,18 @@ class FeaturesHead(StrictModel):
     and the network ends at the last stage taken.
     """
 
-    type: Literal["features"]
+    type: Literal["features"] = Field(
+        description="features: no classifier; the model returns feature maps (for a detector or segmenter).",
+        examples=["features"],
+    )
     out_indices: list[Annotated[int, Strict(), Field(ge=-MAX_FEATURES, lt=MAX_FEATURES)]] | None = Field(
-        None, min_length=1, max_length=MAX_FEATURES, description="Indices into feature_info of the maps returned."
+        None,
+        min_length=1,
+        max_length=MAX_FEATURES,
+        description="Indices into feature_info of the maps returned, as a list (0: the stem's map where there is "
+        "a stem, then one per stage; negative counts from the end); the network ends at the last stage taken. "
+        "null: the last stage's map alone.",
+        examples=[[1, 2, 3, 4], [-1]],
     )
 
 
@@ -303,11 +458,19 @@ Head = Annotated[
 class InitSpec(StrictModel):
     """Weight initialisation (norm layers always start at scale 1, shift 0)."""
 
-    conv: Literal["kaiming_normal", "kaiming_uniform", "default"] = "kaiming_normal"
-    mode: Literal["fan_out", "fan_in"] = "fan_out"
+    conv: Literal["kaiming_normal", "kaiming_uniform", "default"] = Field(
+        "kaiming_normal",
+        description="Conv weight init: kaiming_normal, kaiming_uniform, or default (the framework's own).",
+        examples=["kaiming_normal", "default"],
+    )
+    mode: Literal["fan_out", "fan_in"] = Field(
+        "fan_out", description="The fan the Kaiming init scales by: fan_out or fan_in.", examples=["fan_out", "fan_in"]
+    )
     zero_init_last: StrictBool = Field(
         False,
-        description="Zero the last norm of each residual branch (the last conv in pre-activation blocks).",
+        description="Zero the last norm of each residual branch (the last conv in pre-activation blocks), "
+        "as timm and fastai do.",
+        examples=[True, False],
     )
 
 
@@ -317,38 +480,99 @@ Tweak = Literal["B", "C", "D"]
 class Spec(StrictModel):
     """A ResNet-family network."""
 
-    name: Identifier = Field(description="Defaults to the file name (for a spec given as a mapping: its parent's).")
-    description: str = Field("", max_length=2000)
+    name: Identifier = Field(
+        description="Identifier of the spec (ASCII letters, digits and '_', not starting with a digit; at most "
+        "64). Default: the file name (for a spec given as a mapping: its parent's).",
+        examples=["resnet50_se"],
+    )
+    description: str = Field(
+        "", max_length=2000, description="Free text (at most 2000 characters).", examples=["ResNet-50-D, as timm's."]
+    )
     extends: str | None = Field(
         None,
-        description="Parent spec, merged under this one: a name (resnet50d: NAME.yaml beside this file, "
-        "else the shipped spec) or a path relative to this file (resnet50.yaml).",
+        description="Parent spec this file's fields are laid over: a bare name (resnet50d) is NAME.yaml beside "
+        "this file, else the shipped spec of that name; anything else is a path relative to this file, inside "
+        "its folder.",
+        examples=["resnet50d", "resnet50.yaml"],
     )
     tweaks: list[Tweak] = Field(
         default_factory=list,
-        description="Bag-of-Tricks shorthand: B = stride on the 3x3, C = deep stem, D = avg-pool shortcut.",
+        description="Bag-of-Tricks shorthand: B = stride on the 3x3 of bottlenecks, C = deep stem (32-32-64), "
+        "D = avg-pool shortcut. A tweak may not contradict a field of the same file; a parent's tweaks "
+        "accumulate.",
+        examples=[["B", "C", "D"], ["D"]],
     )
-    input: InputSpec = Field(default_factory=InputSpec)
-    stem: Stem = Field(default_factory=lambda: ClassicStem(type="classic"))
-    block: Block
-    stages: list[StageSpec] = Field(min_length=1, max_length=16)
+    input: InputSpec = Field(
+        default_factory=InputSpec,
+        description="What the network is built for: channels (3) and size (224, or [height, width]).",
+        examples=[{"channels": 3, "size": 224}, {"channels": 1, "size": [128, 96]}],
+    )
+    stem: Stem = Field(
+        default_factory=lambda: ClassicStem(type="classic"),
+        description="The stem: classic (default), deep or none; a bare type name stands for {type: NAME}, a "
+        "mapping without type is a classic stem.",
+        examples=["deep", {"type": "classic", "width": 64, "kernel": 7}, {"type": "deep", "pool": "conv"}],
+    )
+    block: Block = Field(
+        description="The block of every stage (a stage's own block is merged over it): basic, bottleneck or "
+        "plain; a bare type name stands for {type: NAME}.",
+        examples=["basic", {"type": "bottleneck", "groups": 32, "base_width": 4}],
+    )
+    stages: list[StageSpec] = Field(
+        min_length=1,
+        max_length=16,
+        description="A list of 1 to 16 stages, or a depth preset (18, 26, 34, 50, 101, 152, 200, 270, 350, 420) "
+        "expanding to four stages of widths 64-128-256-512 and strides 1-2-2-2.",
+        examples=[50, [{"depth": 2, "width": 64}, {"depth": 2, "width": 128}]],
+    )
     width_multiplier: Real = Field(
-        1.0, gt=0.0, le=16.0, description="Scales stem and stage widths (to multiples of 8)."
+        1.0,
+        gt=0.0,
+        le=16.0,
+        description="Scales the stem's and stages' widths, each rounded to the nearest multiple of 8 "
+        "(0 < multiplier <= 16; at 1.0 the widths stay as written).",
+        examples=[1.0, 0.5],
     )
-    head: Head = Field(default_factory=lambda: ClassifierHead(type="classifier"))
-    norm: NormSpec = Field(default_factory=NormSpec)
-    act: Activation = "relu"
+    head: Head = Field(
+        default_factory=lambda: ClassifierHead(type="classifier"),
+        description="The head: classifier (default) or features; a bare type name stands for {type: NAME}, a "
+        "mapping without type is a classifier.",
+        examples=[{"classes": 10, "dropout": 0.2}, "features", {"type": "features", "out_indices": [1, 2, 3, 4]}],
+    )
+    norm: NormSpec = Field(
+        default_factory=NormSpec,
+        description="The norm layers: batch norm, eps and momentum (PyTorch's convention).",
+        examples=[{"eps": 1.001e-5, "momentum": 0.01}],
+    )
+    act: Activation = Field(
+        "relu",
+        description="Activation of the network: relu, relu6, silu, gelu, leaky_relu (slope 0.01), elu, mish, "
+        "hardswish or tanh.",
+        examples=["relu", "silu"],
+    )
     conv_bias: Literal["never", "always", "unnormed"] = Field(
-        "never", description="Which convs carry a bias: unnormed = those not followed by a norm layer."
+        "never",
+        description="Which convs have a bias (SE convs: se.bias): never; always (keras.applications V1); "
+        "unnormed, only those not followed by a norm (keras.applications V2).",
+        examples=["never", "always", "unnormed"],
     )
     output_stride: Literal[8, 16, 32] | None = Field(
         None,
         description="Dense prediction: stages that would take the network's stride past this one keep "
         "their resolution and dilate their convs instead (timm's output_stride, torchvision's "
         "replace_stride_with_dilation). Default: the network's own strides.",
+        examples=[8, 16],
     )
-    drop_path: DropPathSpec = Field(default_factory=DropPathSpec)
-    init: InitSpec = Field(default_factory=InitSpec)
+    drop_path: DropPathSpec = Field(
+        default_factory=DropPathSpec,
+        description="Stochastic depth on the residual branches: rate and schedule; identity in eval mode.",
+        examples=[{"rate": 0.1}, {"rate": 0.2, "schedule": "per_stage"}],
+    )
+    init: InitSpec = Field(
+        default_factory=InitSpec,
+        description="Weight initialisation: conv init and mode, zero_init_last.",
+        examples=[{"zero_init_last": True}, {"conv": "kaiming_uniform", "mode": "fan_in"}],
+    )
 
     @model_validator(mode="before")
     @classmethod

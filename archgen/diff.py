@@ -1,0 +1,484 @@
+"""What differs between two resolved networks, as a person says it (``archgen diff``).
+
+Works on the IR alone (``Network``: its stem and head layers, its stages, their block designs), never
+on the YAML, so two specs that resolve to the same network are identical however their files are
+written. Two networks are the same when everything but their names, descriptions and digests is equal
+(``same_network``). A difference is a ``Change``: where (the network, the stem, a stage, every stage,
+the head), what (depth, SE, shortcut, ...) and the two values as text; a change that every stage makes
+alike is one ``Change`` for every stage. The per-section figures are the summary's
+(``Network.sections()``, the rows of ``archgen summary``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from rich.table import Table
+
+from .ir import Act, Conv, Dropout, GlobalPool, Layer, MaxPool, Network, Norm, Section, Stage
+from .summary import flops_text, shape_text
+
+EVERY_STAGE = "every stage"
+NETWORK = "network"
+# Stage aspects whose values, when every stage has its own, read well as one list (3-4-6-3 -> 3-8-36-3).
+_LISTED = ("depth", "width", "channels")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One difference: ``before`` is A's value, ``after`` B's; None where that network has no such part."""
+
+    where: str  # NETWORK, "stem", "layer3", EVERY_STAGE, "head"
+    aspect: str  # "depth", "SE", ...; "" where the part itself changed (stem: classic -> deep)
+    before: str | None
+    after: str | None
+
+    def text(self) -> str:
+        what = f"{self.aspect} " if self.aspect else ""
+        if self.before is None or self.after is None:
+            added = self.before is None
+            value = self.after if added else self.before
+            if self.where == EVERY_STAGE:
+                return f"{self.aspect} {'added to' if added else 'removed from'} every block ({value})"
+            return f"{self.where}: {what}{'added' if added else 'removed'} ({value})"
+        if self.where == NETWORK:
+            return f"{self.aspect}: {self.before} -> {self.after}"
+        return f"{self.where}: {what}{self.before} -> {self.after}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "text": self.text()}
+
+
+@dataclass(frozen=True)
+class SectionDelta:
+    """One row of the summary (stem, a stage, the head) in either network; None where it has none."""
+
+    name: str
+    a: Section | None
+    b: Section | None
+
+    def _figure(self, field: str) -> int:
+        return (getattr(self.b, field) if self.b else 0) - (getattr(self.a, field) if self.a else 0)
+
+    @property
+    def params(self) -> int:
+        return self._figure("params")
+
+    @property
+    def stats(self) -> int:
+        return self._figure("stats")
+
+    @property
+    def flops(self) -> int:
+        return self._figure("flops")
+
+    @property
+    def output(self) -> str:
+        a = shape_text(self.a.out_shape) if self.a else "none"
+        b = shape_text(self.b.out_shape) if self.b else "none"
+        return a if a == b else f"{a} -> {b}"
+
+
+@dataclass(frozen=True)
+class NetworkDiff:
+    """What ``diff(a, b)`` found: the changes (none when ``identical``) and every section's figures."""
+
+    a: Network
+    b: Network
+    identical: bool
+    changes: tuple[Change, ...]
+    sections: tuple[SectionDelta, ...]
+
+    def lines(self) -> list[str]:
+        return [c.text() for c in self.changes]
+
+    def totals(self) -> str:
+        a, b = self.a, self.b
+        return (
+            f"total: {_signed(b.params - a.params)} params ({a.params:,} -> {b.params:,}), "
+            f"{_signed(b.flops - a.flops)} FLOPs ({flops_text(a.flops)} -> {flops_text(b.flops)})"
+        )
+
+    def table(self) -> Table:
+        table = Table()
+        for column in ("section", "output", "params", "Δ params", "FLOPs (MACs)", "Δ FLOPs"):
+            table.add_column(column, justify="left" if column == "section" else "right")
+        for row in self.sections:
+            params = f"{row.b.params:,}" if row.b else "-"
+            flops = flops_text(row.b.flops) if row.b else "-"
+            table.add_row(row.name, row.output, params, _signed_count(row.params), flops, _signed(row.flops))
+        return table
+
+    def to_json(self, sources: tuple[str, str] = ("", "")) -> dict[str, Any]:
+        def side(network: Network, source: str) -> dict[str, Any]:
+            keys = ("name", "digest", "input", "output", "params", "stats", "flops")
+            return {"source": source} | {k: v for k, v in network.to_json().items() if k in keys}
+
+        def section(row: Section | None) -> dict[str, Any] | None:
+            if row is None:
+                return None
+            return {"output": list(row.out_shape), "params": row.params, "stats": row.stats, "flops": row.flops}
+
+        return {
+            "identical": self.identical,
+            "a": side(self.a, sources[0]),
+            "b": side(self.b, sources[1]),
+            "changes": [c.to_json() for c in self.changes],
+            "sections": [
+                {
+                    "name": r.name,
+                    "a": section(r.a),
+                    "b": section(r.b),
+                    "delta": {"params": r.params, "stats": r.stats, "flops": r.flops},
+                }
+                for r in self.sections
+            ],
+            "delta": {
+                "params": self.b.params - self.a.params,
+                "stats": self.b.stats - self.a.stats,
+                "flops": self.b.flops - self.a.flops,
+            },
+        }
+
+
+def _signed(n: int) -> str:
+    """A difference with the summary's unit: +18.99 M, -2.049 M, 0."""
+    return "0" if n == 0 else f"{'+' if n > 0 else '-'}{flops_text(abs(n))}"
+
+
+def _signed_count(n: int) -> str:
+    return "0" if n == 0 else f"{n:+,}"
+
+
+# -- sameness ---------------------------------------------------------------------------------------------------
+def _essence(network: Network) -> Network:
+    """The network without what names it: its name, description and digest (the sha256 of a spec that
+    holds them), and ``output_stride`` as written (the strides and dilations it causes stay)."""
+    return dataclasses.replace(network, name="", description="", digest="", output_stride=None)
+
+
+def same_network(a: Network, b: Network) -> bool:
+    """Whether two networks are the same layers, options and outputs, however they are named."""
+    return _essence(a) == _essence(b)
+
+
+# -- describing the parts ---------------------------------------------------------------------------------------
+def _num(x: float) -> str:
+    """A computed rate, as people write it: 0.0, 0.2, 0.1333."""
+    return repr(round(x, 4))
+
+
+def _stem_convs(network: Network) -> list[Conv]:
+    return [x for x in network.stem if isinstance(x, Conv) and not x.name.startswith("maxpool")]
+
+
+def _stem_kind(network: Network) -> str:
+    convs = _stem_convs(network)
+    if not convs:
+        return "none"
+    first = convs[0]
+    if first.name == "conv1":  # one conv: classic, described where it is not torchvision's 7x7/2, 64
+        if (first.kernel, first.stride, first.out_ch) == (7, 2, 64):
+            return "classic"
+        return f"classic ({first.kernel}x{first.kernel}/{first.stride}, {first.out_ch})"
+    widths = "-".join(str(c.out_ch) for c in convs)
+    return f"deep ({widths})" if first.stride == 2 else f"deep ({widths}, stride {first.stride})"
+
+
+def _stem_pool(network: Network) -> str:
+    for layer in network.stem:
+        if isinstance(layer, MaxPool):
+            return "max" if layer.pad_value == "neg_inf" else "max (zero padding)"
+        if layer.name.startswith("maxpool."):
+            return "conv (ResNet-RS)"
+    return "none"
+
+
+def _stem_norm(network: Network) -> str | None:
+    names = [x.name for x in network.stem if x.name in ("bn1", "act1")]
+    return ", ".join(names) or None
+
+
+def _classifier(network: Network) -> str:
+    if network.classes is not None:
+        return f"classifier ({network.classes} classes)"
+    if network.out_indices is None:
+        return "features (the last stage's map)"
+    return f"features (out_indices {list(network.out_indices)})"
+
+
+def _head_layer(network: Network, kind: type[Layer]) -> Layer | None:
+    return next((x for x in network.head if isinstance(x, kind)), None)
+
+
+def _head_pool(network: Network) -> str | None:
+    pool = _head_layer(network, GlobalPool)
+    return pool.pool if isinstance(pool, GlobalPool) else None
+
+
+def _head_dropout(network: Network) -> str:
+    dropout = _head_layer(network, Dropout)
+    return repr(dropout.rate) if isinstance(dropout, Dropout) else "none"
+
+
+def _head_activation(network: Network) -> str:
+    return next((x.fn for x in network.head if isinstance(x, Act) and x.name == "softmax"), "none")
+
+
+def _head_norm(network: Network) -> str | None:
+    names = [x.name for x in network.head if x.name in ("post_bn", "post_act")]
+    return ", ".join(names) or None
+
+
+def _convs_with_norm_after(network: Network) -> Iterator[tuple[Conv, bool]]:
+    """Every conv but SE's (whose bias is SE's own), with whether a norm follows it in its section."""
+    sections = [network.stem, *(b.layers for s in network.stages for b in s.blocks), network.head]
+    for layers in sections:
+        for i, layer in enumerate(layers):
+            if isinstance(layer, Conv) and ".se." not in f".{layer.name}":
+                yield layer, i + 1 < len(layers) and isinstance(layers[i + 1], Norm)
+
+
+def _conv_bias(network: Network) -> str:
+    convs = list(_convs_with_norm_after(network))
+    biased = [c.bias for c, _ in convs]
+    if not any(biased):
+        return "none"
+    if all(biased):
+        return "every conv"
+    if biased == [not normed for _, normed in convs]:
+        return "convs without a norm after them"
+    return f"{sum(biased)} of {len(biased)} convs"
+
+
+def _zero_init(network: Network) -> str:
+    if not network.init.zero_init_last:
+        return "off"
+    targets = sorted({s.design.zero_init for s in network.stages if s.design.zero_init})
+    return f"on ({', '.join(targets)})" if targets else "on"
+
+
+def _drop_path(network: Network) -> str:
+    if network.drop_path.rate == 0:
+        return "none"
+    rates = [b.drop_path for s in network.stages for b in s.blocks if b.design.residual]
+    low, high = min(rates, default=0.0), max(rates, default=0.0)
+    span = _num(low) if low == high else f"{_num(low)}-{_num(high)}"
+    return f"{span} {network.drop_path.schedule}"
+
+
+def _schedule(a: Network, b: Network) -> list[Change]:
+    """The schedule where neither network sets a rate (``_drop_path`` names it otherwise): a rate given
+    later, to the emitted ``build_model(drop_path_rate=...)``, follows it."""
+    before, after = a.drop_path.schedule, b.drop_path.schedule
+    if a.drop_path.rate or b.drop_path.rate or before == after:
+        return []
+    return [Change(NETWORK, "drop path schedule", before, after)]
+
+
+def _conv_init(network: Network) -> str:
+    init = network.init
+    return "default" if init.conv == "default" else f"{init.conv} ({init.mode})"
+
+
+# The network-wide aspects: (name, description); None where the network has no such thing.
+NETWORK_ASPECTS: tuple[tuple[str, Callable[[Network], str | None]], ...] = (
+    ("activation", lambda n: n.act),
+    ("norm eps", lambda n: repr(n.norm.eps)),
+    ("norm momentum", lambda n: repr(n.norm.momentum)),
+    ("conv bias", _conv_bias),
+    ("conv init", _conv_init),
+    ("zero-init last", _zero_init),
+    ("drop path", _drop_path),
+    ("output stride", lambda n: str(n.feature_info[-1].reduction)),
+)
+
+
+def _block_kind(stage: Stage) -> str:
+    return f"{'pre-activation ' if stage.design.preact else ''}{stage.design.kind}"
+
+
+def _stride(stage: Stage) -> str:
+    return f"{stage.stride}" + (f" (dilation {stage.dilation})" if stage.dilation > 1 else "")
+
+
+def _stride_on(stage: Stage) -> str:
+    slot = next(s for s in stage.design.convs if s.strided)
+    return f"conv{slot.index} ({slot.kernel}x{slot.kernel})"
+
+
+def _shortcut(stage: Stage) -> str:
+    shortcut = stage.design.shortcut
+    if shortcut is None:
+        return "none"
+    return {"avgpool": "avgpool (ResNet-D)"}.get(shortcut.kind, shortcut.kind)
+
+
+def _groups(stage: Stage) -> str:
+    return str(max(s.groups for s in stage.design.convs))
+
+
+def _kernel(stage: Stage) -> str | None:
+    return str(stage.design.convs[0].kernel) if stage.design.kind == "plain" else None
+
+
+STAGE_ASPECTS: tuple[tuple[str, Callable[[Stage], str | None]], ...] = (
+    ("block", _block_kind),
+    ("depth", lambda s: str(s.depth)),
+    ("width", lambda s: str(s.mid_chs)),
+    ("channels", lambda s: str(s.out_shape[0])),
+    ("groups", _groups),
+    ("kernel", _kernel),
+    ("stride", _stride),
+    ("stride on", _stride_on),
+    ("strided block", lambda s: "last" if s.design.stride_last else "first"),
+    ("shortcut", _shortcut),
+)
+
+
+def _se_fields(stage: Stage) -> dict[str, str]:
+    se = stage.design.se
+    if se is None:
+        return {}
+    return {
+        "ratio": repr(se.ratio),
+        "divisor": str(se.divisor),
+        "rounding": se.rounding,
+        "bias": "yes" if se.bias else "no",
+        "activation": se.act,
+    }
+
+
+def _se_text(fields: dict[str, str]) -> str:
+    """SE as a sentence: its ratio, then whatever is not timm's default (divisor 8, nearest, bias, relu)."""
+    usual = {"divisor": "8", "rounding": "nearest", "bias": "yes", "activation": "relu"}
+    extra = [f"{k} {v}" for k, v in fields.items() if k != "ratio" and usual.get(k) != v]
+    return ", ".join([f"ratio {fields['ratio']}", *extra])
+
+
+# -- comparing --------------------------------------------------------------------------------------------------
+def _aspects(where: str, a: Any, b: Any, aspects: tuple[tuple[str, Callable[[Any], str | None]], ...]) -> list[Change]:
+    out = []
+    for aspect, describe in aspects:
+        before, after = describe(a), describe(b)
+        if before != after:
+            out.append(Change(where, aspect, before, after))
+    return out
+
+
+def _input(a: Network, b: Network) -> list[Change]:
+    before, after = shape_text(a.input_shape), shape_text(b.input_shape)
+    return [Change(NETWORK, "input", before, after)] if before != after else []
+
+
+def _stem(a: Network, b: Network) -> list[Change]:
+    out = _aspects("stem", a, b, (("", _stem_kind),))
+    if "none" in (_stem_kind(a), _stem_kind(b)):
+        return out
+    return out + _aspects("stem", a, b, (("pool", _stem_pool), ("norm + act", _stem_norm)))
+
+
+def _stage_changes(a: Stage, b: Stage) -> list[Change]:
+    out = _aspects(a.name, a, b, STAGE_ASPECTS)
+    if _block_kind(a) != _block_kind(b):  # where the stride sits and the kernel follow from the block type
+        out = [c for c in out if c.aspect not in ("stride on", "kernel")]
+    if a.mid_chs * b.out_shape[0] == b.mid_chs * a.out_shape[0]:  # the channels follow from the width
+        out = [c for c in out if c.aspect != "channels"]
+    se_a, se_b = _se_fields(a), _se_fields(b)
+    if bool(se_a) != bool(se_b):
+        out.append(Change(a.name, "SE", _se_text(se_a) if se_a else None, _se_text(se_b) if se_b else None))
+    elif se_a != se_b:
+        out += [Change(a.name, f"SE {k}", se_a[k], se_b[k]) for k in se_a if se_a[k] != se_b[k]]
+    return out
+
+
+def _stage_summary(stage: Stage) -> str:
+    blocks = "block" if stage.depth == 1 else "blocks"
+    return f"{stage.depth} {_block_kind(stage)} {blocks}, {stage.out_shape[0]} channels"
+
+
+def _stages(a: Network, b: Network) -> list[Change]:
+    """Per stage, with what every stage changes alike said once."""
+    pairs = list(zip(a.stages, b.stages, strict=False))
+    per_stage = [_stage_changes(x, y) for x, y in pairs]
+    grouped: list[Change] = []
+    # Every stage, or where one network has more: those both have (layer1-layer4).
+    group = EVERY_STAGE if len(a.stages) == len(b.stages) else f"{pairs[0][0].name}-{pairs[-1][0].name}"
+    if len(pairs) > 1:
+        aspects = dict.fromkeys(c.aspect for changes in per_stage for c in changes)
+        for aspect in aspects:
+            found = [next((c for c in changes if c.aspect == aspect), None) for changes in per_stage]
+            if any(c is None for c in found):
+                continue
+            values = {(c.before, c.after) for c in found if c is not None}
+            if len(values) == 1:
+                before, after = values.pop()
+            elif aspect in _LISTED:
+                before = "-".join(str(c.before) for c in found if c is not None)
+                after = "-".join(str(c.after) for c in found if c is not None)
+            else:
+                continue
+            grouped.append(Change(group, aspect, before, after))
+            per_stage = [[c for c in changes if c.aspect != aspect] for changes in per_stage]
+    out = grouped + [c for changes in per_stage for c in changes]
+    out += [Change(s.name, "", _stage_summary(s), None) for s in a.stages[len(b.stages) :]]
+    out += [Change(s.name, "", None, _stage_summary(s)) for s in b.stages[len(a.stages) :]]
+    return out
+
+
+def _head(a: Network, b: Network) -> list[Change]:
+    if _classifier(a).split()[0] != _classifier(b).split()[0] or a.out_indices != b.out_indices:
+        out = [Change("head", "", _classifier(a), _classifier(b))]
+    elif a.classes is not None and b.classes is not None:
+        out = [Change("head", "classes", str(a.classes), str(b.classes))] if a.classes != b.classes else []
+        out += _aspects(
+            "head", a, b, (("pool", _head_pool), ("dropout", _head_dropout), ("activation", _head_activation))
+        )
+    else:
+        out = []
+    return out + _aspects("head", a, b, (("final norm + act", _head_norm),))
+
+
+def _fallback(a: Network, b: Network) -> list[Change]:
+    """What no aspect above names: the first layer that differs, field by field, or the options."""
+    layers_a, layers_b = list(a.layers()), list(b.layers())
+    for x, y in zip(layers_a, layers_b, strict=False):
+        if x == y:
+            continue
+        if type(x) is not type(y) or x.name != y.name:
+            return [Change(NETWORK, "layer", f"{x.kind} {x.name}", f"{y.kind} {y.name}")]
+        fields = [f.name for f in dataclasses.fields(x) if getattr(x, f.name) != getattr(y, f.name)]
+        return [Change(NETWORK, f"{x.name} {f}", str(getattr(x, f)), str(getattr(y, f))) for f in fields]
+    if len(layers_a) != len(layers_b):
+        return [Change(NETWORK, "layers", str(len(layers_a)), str(len(layers_b)))]
+    ea, eb = _essence(a), _essence(b)
+    fields = [f.name for f in dataclasses.fields(ea) if f.compare and getattr(ea, f.name) != getattr(eb, f.name)]
+    return [Change(NETWORK, f, str(getattr(a, f)), str(getattr(b, f))) for f in fields]
+
+
+def _order(name: str) -> tuple[int, int]:
+    if name == "stem":
+        return (0, 0)
+    if name.startswith("layer") and name[5:].isdigit():
+        return (1, int(name[5:]))
+    return (2, 0)
+
+
+def section_deltas(a: Network, b: Network) -> tuple[SectionDelta, ...]:
+    """The summary's rows of both networks, side by side (a row only one of them has is None in the other)."""
+    rows_a = {r.name: r for r in a.sections()}
+    rows_b = {r.name: r for r in b.sections()}
+    names = sorted(rows_a.keys() | rows_b.keys(), key=_order)
+    return tuple(SectionDelta(n, rows_a.get(n), rows_b.get(n)) for n in names)
+
+
+def diff(a: Network, b: Network) -> NetworkDiff:
+    """What changes from network ``a`` to network ``b``."""
+    if same_network(a, b):
+        return NetworkDiff(a, b, True, (), section_deltas(a, b))
+    changes = _input(a, b) + _stem(a, b) + _stages(a, b) + _head(a, b)
+    changes += _aspects(NETWORK, a, b, NETWORK_ASPECTS) + _schedule(a, b)
+    return NetworkDiff(a, b, False, tuple(changes or _fallback(a, b)), section_deltas(a, b))
