@@ -13,18 +13,18 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from rich.console import Console, JustifyMethod
-from rich.markup import escape
-from rich.table import Table
 
 from . import __version__, atomic, catalog, compile_spec, registry
 from .errors import MissingFramework, OptionError, RunError, SpecError, printable
 from .export import FORMATS as EXPORT_FORMATS
 from .ir import Network
 from .summary import flops_text, network_table, shape_text
+
+if TYPE_CHECKING:  # rich is imported where a command prints with it: validate and emit never do
+    from rich.console import Console, JustifyMethod
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 EXIT_MISMATCH, EXIT_INPUT, EXIT_RUNTIME = 1, 2, 3
@@ -54,6 +54,23 @@ class ArchgenGroup(click.Group):
             _fail([str(exc)], EXIT_RUNTIME)
 
 
+class BackendChoice(click.Choice):  # type: ignore[type-arg]  # generic only in click stubs >= 8.2
+    """The installed backends, looked up when an option is parsed or its help shown: finding the
+    plug-in ones scans every installed package's entry points, which no other command should pay for."""
+
+    def __init__(self, *, exclude: tuple[str, ...] = ()) -> None:
+        self.exclude = exclude
+        super().__init__([])
+
+    @property  # type: ignore[override]
+    def choices(self) -> list[str]:
+        return [n for n in registry.names() if n not in self.exclude]
+
+    @choices.setter
+    def choices(self, _: object) -> None:  # click.Choice.__init__ assigns it
+        pass
+
+
 class SpecRef(click.ParamType):  # type: ignore[type-arg]  # generic only in click stubs >= 8.2
     """A spec file, or the name of a shipped spec (``resnet50d``) when no file of that name is here."""
 
@@ -80,8 +97,17 @@ def _compile(path: Path, overrides: tuple[str, ...], input_size: int | None) -> 
     return compile_spec(path, list(overrides), input_size)[1]
 
 
-def _console() -> Console:
-    return Console(highlight=False, width=max(100, Console().width))
+def _console(width: int = 100, **options: Any) -> Console:
+    """rich's console, at least ``width`` columns wide (tables of long module paths are cut otherwise)."""
+    from rich.console import Console
+
+    return Console(highlight=False, width=max(width, Console().width), **options)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
 
 
 set_option = click.option(
@@ -165,7 +191,7 @@ def summary(spec: Path, overrides: tuple[str, ...], input_size: int | None, as_j
     if as_json:
         click.echo(json.dumps(layers_json(network) if layers else network.to_json(), indent=2))
     elif layers:  # wide enough for the longest module paths and ops without wrapping
-        Console(highlight=False, width=max(120, Console().width)).print(layers_report(network))
+        _console(120).print(layers_report(network))
     else:
         _console().print(network_table(network))
 
@@ -228,7 +254,7 @@ def graph_command(spec: Path, output: Path, detail: str, overrides: tuple[str, .
 @click.option(
     "--backend",
     "-b",
-    type=click.Choice(registry.names()),
+    type=BackendChoice(),
     default="torch",
     show_default=True,
     help="Framework to build the live model in.",
@@ -284,7 +310,7 @@ def build(
         console = _console()
         console.print(network_table(network, f"{network.name} [{backend}]  (input {shape_text(network.input_shape)})"))
         for c in report.mismatches:
-            console.print(escape(f"MISMATCH {c.name}: IR {c.ir}, model {c.model}"), style="bold red")
+            console.print(_escape(f"MISMATCH {c.name}: IR {c.ir}, model {c.model}"), style="bold red")
         if report.ok:
             console.print(
                 f"ok: {backend} model matches the {'fused ' if fuse else ''}IR ({report.params:,} params, "
@@ -302,7 +328,7 @@ def build(
     "--backend",
     "-b",
     "other",
-    type=click.Choice([n for n in registry.names() if n != "torch"]),
+    type=BackendChoice(exclude=("torch",)),
     default="keras",
     show_default=True,
     help="Backend to compare with PyTorch.",
@@ -416,7 +442,7 @@ def port(checkpoint: Path, spec: Path, target: str, output: Path, verify: bool, 
     network = _compile(spec, overrides, None)
     for name in ("torch", "keras"):
         registry.get(name)  # a missing framework is reported before any work
-    stderr = Console(stderr=True, highlight=False)
+    stderr = _console(stderr=True)
 
     def progress(items: Any, description: str, total: int) -> Any:
         return track(items, description=description, total=total, console=stderr, transient=True)
@@ -532,7 +558,7 @@ def export_command(
 @click.option(
     "--backend",
     "-b",
-    type=click.Choice(registry.names()),
+    type=BackendChoice(),
     default="torch",
     show_default=True,
     help="Framework to build and run the model in.",
@@ -629,7 +655,7 @@ def bench_command(
     )
     benching.check_options(options)  # a refused combination is reported before the spec is compiled
     network = _compile(spec, overrides, input_size)
-    stderr = Console(stderr=True, highlight=False)
+    stderr = _console(stderr=True)
     if as_json or not stderr.is_terminal:
         result = benching.bench(network, options)
     else:
@@ -659,7 +685,9 @@ def list_specs(spec_dir: Path | None) -> None:
     """List the specs in a folder (default: those shipped with archgen) with their input, params and FLOPs."""
     folder = _spec_folder(spec_dir)
     title = "specs shipped with archgen" if spec_dir is None else f"specs in {spec_dir}"
-    table = Table(title=escape(title), title_justify="left")
+    from rich.table import Table
+
+    table = Table(title=_escape(title), title_justify="left")
     columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("spec", "left"),
         ("input", "right"),
@@ -674,7 +702,7 @@ def list_specs(spec_dir: Path | None) -> None:
             _, network = compile_spec(path)
         except SpecError as exc:
             problems += [str(p) for p in exc.problems]
-            table.add_row(escape(path.stem), "-", "invalid", "-")
+            table.add_row(_escape(path.stem), "-", "invalid", "-")
             continue
         table.add_row(network.name, shape_text(network.input_shape), f"{network.params:,}", flops_text(network.flops))
     _console().print(table)

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-from rich import box
-from rich.console import Group
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from .ir import (
     Act,
@@ -31,6 +28,10 @@ from .ir import (
     Norm,
     Shape,
 )
+
+if TYPE_CHECKING:  # rich is imported by the functions that make tables: the text helpers serve validate too
+    from rich.console import Group
+    from rich.table import Table
 
 FLOAT32_BYTES = 4
 
@@ -56,6 +57,8 @@ def bytes_text(size: int) -> str:
 
 
 def network_table(network: Network, title: str | None = None) -> Table:
+    from rich.table import Table
+
     table = Table(title=title or f"{network.name}  (input {shape_text(network.input_shape)})", title_justify="left")
     table.add_column("section")
     table.add_column("output", justify="right")
@@ -285,6 +288,9 @@ def _section_label(network: Network, section: str, rows: list[LayerRow]) -> str:
 
 def layers_table(network: Network, title: str | None = None) -> Table:
     """One row per layer, grouped by section: a bold row with the section's sums heads its layers."""
+    from rich import box
+    from rich.table import Table
+
     rows = layer_rows(network)
     table = Table(
         title=title or f"{network.name}  (input {shape_text(network.input_shape)}, one sample)",
@@ -335,6 +341,8 @@ def layers_table(network: Network, title: str | None = None) -> Table:
 
 def totals_table(network: Network) -> Table:
     """torchinfo's footer, from the IR: counts and float32 sizes for one sample."""
+    from rich.table import Table
+
     t = layer_totals(network)
     table = Table(show_header=False, box=None, padding=(0, 1))
     table.add_column(justify="left")
@@ -351,6 +359,8 @@ def totals_table(network: Network) -> Table:
 
 def layers_report(network: Network) -> Group:
     """What ``archgen summary --layers`` prints: the layer table, then the totals (float32, one sample)."""
+    from rich.console import Group
+
     return Group(layers_table(network), totals_table(network))
 
 
