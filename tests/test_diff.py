@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from helpers import SPEC_DIR, invoke
+from helpers import DEEPENED, SPEC_DIR, invoke, spec_path
 
 import archgen
 from archgen import catalog
@@ -245,3 +245,13 @@ def test_every_pair_of_shipped_specs_is_told_apart_by_named_aspects() -> None:
         assert result.changes, (x, y)
         unnamed = [c.text() for c in result.changes if c.where == "network" and c.aspect not in named]
         assert not unnamed, (x, y, unnamed)
+
+
+@pytest.mark.parametrize("name", sorted(DEEPENED))
+def test_the_deepened_specs_differ_from_their_base_in_depths_and_input_only(name: str) -> None:
+    """Why the every-spec function tests may leave these to ARCHGEN_EXPENSIVE=1 (tests/helpers.py)."""
+    _, base = archgen.compile_spec(spec_path(DEEPENED[name]))
+    _, deep = archgen.compile_spec(spec_path(name))
+    changes = diff(base, deep).changes
+    assert changes and {c.aspect for c in changes} <= {"depth", "input"}, changes
+    assert any(c.aspect == "depth" for c in changes)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from archgen.backends.keras import BACKEND as KERAS
 from archgen.backends.torch import BACKEND as TORCH
-from helpers import ROOT, SPEC_NAMES, spec_path
+from helpers import FUNCTION_SPECS, ROOT, SPEC_NAMES, spec_path
 
 import archgen
 from archgen.compare import Comparison, compare, compare_models
@@ -49,7 +49,7 @@ def test_keras_model_matches_ir(name: str) -> None:
     assert KERAS.trace(model, network) == network.boundaries()
 
 
-@pytest.mark.parametrize("name", SPEC_NAMES)
+@pytest.mark.parametrize("name", FUNCTION_SPECS)
 def test_same_function_as_torch_in_float64_and_float32(name: str, device: str) -> None:
     for dtype, tolerance in (("float64", 1e-9), ("float32", 1e-4)):
         result = comparison(name, dtype, device)

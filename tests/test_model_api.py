@@ -17,7 +17,7 @@ import pytest
 import timm
 import torch
 from archgen.backends.torch.randomize import randomize_
-from helpers import ROOT, SPEC_NAMES, TORCH_REFS, spec_path
+from helpers import FUNCTION_SPECS, ROOT, SPEC_NAMES, TORCH_REFS, spec_path
 from timm.models import FeatureListNet
 
 import archgen
@@ -45,7 +45,7 @@ def batch(network: archgen.Network) -> torch.Tensor:
     return torch.randn(2, *network.input_shape, generator=torch.Generator().manual_seed(1))
 
 
-@pytest.mark.parametrize("name", SPEC_NAMES)
+@pytest.mark.parametrize("name", FUNCTION_SPECS)
 def test_the_model_api_of_every_spec(name: str) -> None:
     """One build per spec (the deep ones take seconds): maps, head, pruning, then TorchScript."""
     model, network = live(name)
