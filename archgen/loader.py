@@ -10,7 +10,8 @@ Order of application, each step over the previous one:
 2. the file's own fields (``merge.py`` rules);
 3. the file's ``tweaks`` (B, C, D), which may not contradict a field written
    in the same file;
-4. the ``overrides`` (``field.path=value``, value parsed as YAML).
+4. the ``overrides`` (``field.path=value``, value parsed as YAML); tweaks an override adds are
+   expanded first, then the other overrides are set.
 Errors name file, line and field; all validation errors are reported together.
 """
 
@@ -303,15 +304,41 @@ def apply_overrides(data: Data, positions: Positions, overrides: Overrides) -> t
         for raw in overrides:
             key, value = parse_override(str(raw))
             items.append((key, value, str(raw)))
+    parsed = [(_override_path(key, f"--set {raw}"), value, f"--set {raw}") for key, value, raw in items]
+    # Overrides of tweaks go first, and the tweaks they add are expanded as a file's are: the other
+    # overrides then win over them, as a file's fields win over its parents'.
+    parsed.sort(key=lambda item: item[0][0] != "tweaks")
     layer: dict[Path_, Pos] = {}
     data = dict(data)
-    for key, value, raw in items:
-        where = f"--set {raw}"
-        path = _override_path(key, where)
+    before = data.get("tweaks")
+    for n, (path, value, where) in enumerate(parsed):
         value, value_pos = plain_data(value, where, path)  # the value's own fields, for Positions.exact
         data = _set_path(data, path, value, where, layer)
         layer.update(value_pos)
+        if path[0] == "tweaks" and (n + 1 == len(parsed) or parsed[n + 1][0][0] != "tweaks"):
+            data = _override_tweaks(data, before, where)
     return data, positions.over(layer)
+
+
+def _override_tweaks(data: Data, before: Any, where: str) -> Data:
+    """Expand the tweaks an override added; one it took away cannot be undone (its fields are set)."""
+    old = before if isinstance(before, list) else []
+    new = data.get("tweaks")
+    if not isinstance(new, list):
+        return data  # validation reports the type
+    gone = [t for t in old if t not in new]
+    if gone:
+        raise SpecError(
+            Problem(
+                where,
+                None,
+                None,
+                "tweaks",
+                f"tweak {gone[0]} cannot be taken back by an override: its fields were set when the file was "
+                f"read ({TWEAKS.get(str(gone[0]), gone[0])}); set those fields instead",
+            )
+        )
+    return apply_tweaks(data, {}, [t for t in new if t not in old], {}, where)
 
 
 def _override_path(key: str, where: str) -> Path_:

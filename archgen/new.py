@@ -30,13 +30,10 @@ from .spec import Identifier
 from .yamlsource import Path_, parse_yaml
 
 SCHEMA_FILE = "archgen-spec.schema.json"
-# Set by NAME and --from, or expanded when a file is loaded (an override of tweaks changes no field).
+# Set by NAME and --from.
 _NOT_OVERRIDABLE = {
     "name": "the new spec's name is NAME",
     "extends": "the new spec's parent is --from BASE",
-    "tweaks": "tweaks are expanded into the fields they mean when a file is loaded, after which --set "
-    "changes the list but not those fields; set the fields instead (C: stem.type=deep, D: "
-    "block.shortcut.type=avgpool, B: block.stride_at=3x3) or add 'tweaks:' to the new file by hand",
 }
 
 

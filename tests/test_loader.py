@@ -11,6 +11,7 @@ from helpers import invoke, spec_path
 
 import archgen
 from archgen import SpecError, catalog, load_spec, yamlsource
+from archgen.diff import diff
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -641,3 +642,24 @@ def test_a_cycle_through_names_is_found(tmp_path: Path) -> None:
     write(tmp_path, "a.yaml", "extends: b\n")
     b = write(tmp_path, "b.yaml", "extends: a\n")
     assert error_of(b).message == "'extends' cycle: b.yaml -> a.yaml -> b.yaml"
+
+
+def test_an_override_of_tweaks_expands_the_tweaks_it_adds() -> None:
+    """--set tweaks=[...] means what a file's tweaks mean (it once changed the list and no field)."""
+    spec, tweaked = archgen.compile_spec(spec_path("resnet50"), ["tweaks=[C, D]"])
+    _, spelled = archgen.compile_spec(spec_path("resnet50"), ["stem={type: deep}", "block.shortcut.type=avgpool"])
+    _, plain = archgen.compile_spec(spec_path("resnet50"))
+    assert (spec.tweaks, spec.stem.type, spec.block.shortcut.type) == (["C", "D"], "deep", "avgpool")
+    assert diff(tweaked, spelled).identical and not diff(tweaked, plain).identical
+    # The other overrides are set after the tweaks' fields, whatever their order on the command line.
+    spec, _ = archgen.compile_spec(spec_path("resnet50"), ["block.shortcut.type=conv", "tweaks=[D]"])
+    assert spec.block.shortcut.type == "conv"
+    # A tweak the file already has is not expanded again over the other overrides.
+    spec, _ = archgen.compile_spec(spec_path("resnet50d"), ["block.shortcut.type=conv", "tweaks=[B, C, D]"])
+    assert spec.block.shortcut.type == "conv"
+
+
+def test_an_override_cannot_take_a_tweak_back() -> None:
+    err = error_of(spec_path("resnet50d"), ["tweaks=[C, D]"])
+    assert [(p.file, p.field) for p in err.problems] == [("--set tweaks=[C, D]", "tweaks")]
+    assert "tweak B cannot be taken back" in str(err) and "block.stride_at: 3x3" in str(err)

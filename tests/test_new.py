@@ -86,6 +86,7 @@ ROUND_TRIPS = [
     ("keras_resnet50", ["conv_bias=never", "norm={eps: 1e-5}"]),
     ("resnet50", ["stages=101", "description=\"a deeper ResNet-50: 'quoted', é\""]),
     ("resnet50", ["head.classes=1000"]),  # changes nothing: still written
+    ("resnet50", ["tweaks=[C, D]", "head.classes=10"]),  # tweaks an override adds are expanded
     ("se_floor.yaml", ["block.se={ratio: 0.25}"]),
     ("deep24.yaml", ["stem=deep"]),
 ]
@@ -204,7 +205,7 @@ def test_invalid_input_exits_2_and_writes_nothing(folder: Path) -> None:
     result = new("x", "--from", "resnet50", "--set", "stages.2.depth=0", code=2)
     assert result.stderr.startswith("error: --set stages.2.depth=0: stages.2.depth: expected a number greater than 0")
     assert "spatial size reaches zero" in new("x", "--from", "resnet50", "--set", "input.size=8", code=2).stderr
-    for field in ("tweaks=[C]", "name=other", "extends=resnet18"):
+    for field in ("name=other", "extends=resnet18"):
         result = new("x", "--from", "resnet50", "--set", field, code=2)
         key = field.split("=")[0]
         assert result.stderr.startswith(f"error: --set {field}: {key}: not in a new spec: "), result.stderr
