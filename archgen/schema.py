@@ -24,9 +24,12 @@ def json_schema() -> dict[str, Any]:
     props = schema["properties"]
     # Any file may extend another, so it may leave out any field (a variant's
     # ``type`` included: it is inherited, or the default variant); a file that
-    # extends nothing must still give the block and the stages.
-    for definition in defs.values():
-        definition.pop("required", None)
+    # extends nothing must still give the block and the stages. A stage is the
+    # exception: a ``stages`` list replaces the parent's whole, so each of its
+    # stages gives its depth and width.
+    for name, definition in defs.items():
+        if name != "StageSpec":
+            definition.pop("required", None)
     schema.pop("required", None)
     schema["if"] = {"required": ["extends"]}
     schema["else"] = {"required": ["block", "stages"]}

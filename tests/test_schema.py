@@ -153,9 +153,9 @@ HOSTILE = ROOT / "tests" / "hostile"
 # Hostile specs the loader refuses for what the schema says too: an unknown key, a wrong type, a value
 # out of bounds, a missing required field, a name that is no identifier. (Not picked: what only the
 # loader or the resolver can see (YAML syntax and tags, extends chains, sizes of the network), and
-# three the schema cannot express as the loader does: 64.0 for an integer, which JSON Schema calls an
-# integer; a block mapping without 'type', and a stage without 'width', both of which the schema
-# lets through because a file that extends another may leave out any field.)
+# two the schema cannot express as the loader does: 64.0 for an integer, which JSON Schema calls an
+# integer, and a block mapping without 'type', which the schema lets through because a file that
+# extends another may leave out any field, the type too.)
 SCHEMA_LEVEL = [
     *("unknown_head_clases", "unknown_top_activation", "unknown_se_ration", "unknown_stage_widht"),
     *("unknown_block_type", "unknown_groups_on_plain", "missing_block", "missing_stages"),
@@ -167,6 +167,7 @@ SCHEMA_LEVEL = [
     *("groups_fractional", "groups_enormous", "absurd_depth", "absurd_width", "absurd_input", "absurd_classes"),
     *("inject_name_triple_quote", "inject_name_newline", "inject_name_dunder_import", "inject_name_homoglyph"),
     *("inject_name_jinja_expression", "inject_name_jinja_statement", "inject_name_fullwidth"),
+    "missing_stage_width",  # a stages list replaces the parent's whole: every stage has depth and width
 ]
 
 
