@@ -307,16 +307,23 @@ def apply_overrides(data: Data, positions: Positions, overrides: Overrides) -> t
     parsed = [(_override_path(key, f"--set {raw}"), value, f"--set {raw}") for key, value, raw in items]
     # Overrides of tweaks go first, and the tweaks they add are expanded as a file's are: the other
     # overrides then win over them, as a file's fields win over its parents'.
-    parsed.sort(key=lambda item: item[0][0] != "tweaks")
+    tweaks = [item for item in parsed if item[0][0] == "tweaks"]
+    others = [item for item in parsed if item[0][0] != "tweaks"]
     layer: dict[Path_, Pos] = {}
     data = dict(data)
     before = data.get("tweaks")
-    for n, (path, value, where) in enumerate(parsed):
-        value, value_pos = plain_data(value, where, path)  # the value's own fields, for Positions.exact
-        data = _set_path(data, path, value, where, layer)
-        layer.update(value_pos)
-        if path[0] == "tweaks" and (n + 1 == len(parsed) or parsed[n + 1][0][0] != "tweaks"):
-            data = _override_tweaks(data, before, where)
+
+    def set_all(data: Data, chosen: list[tuple[Path_, Any, str]]) -> Data:
+        for path, value, where in chosen:
+            value, value_pos = plain_data(value, where, path)  # the value's own fields, for Positions.exact
+            data = _set_path(data, path, value, where, layer)
+            layer.update(value_pos)
+        return data
+
+    data = set_all(data, tweaks)
+    if tweaks:
+        data = _override_tweaks(data, before, tweaks[-1][2])
+    data = set_all(data, others)
     return data, positions.over(layer)
 
 
