@@ -9,9 +9,14 @@ the machine could not run it (out of memory, no such device).
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -28,6 +33,16 @@ if TYPE_CHECKING:  # rich is imported where a command prints with it: validate a
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 EXIT_MISMATCH, EXIT_INPUT, EXIT_RUNTIME = 1, 2, 3
+EXIT_INTERRUPT, EXIT_PIPE, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGPIPE, 128 + signal.SIGTERM
+# OS errors that say the machine could not store the result (exit 3); every other one is about what the
+# user named (a folder as a file, a name too long, no permission): exit 2.
+_MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG, errno.ENOMEM}
+_ERRNO_HINTS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exhausted",
+    errno.EROFS: "the filesystem is read-only",
+    errno.EIO: "the device reported an input/output error",
+}
 
 
 def _fail(lines: list[str], code: int) -> NoReturn:
@@ -40,8 +55,60 @@ def _spec_error(exc: SpecError) -> NoReturn:
     _fail([str(p) for p in exc.problems], EXIT_INPUT)
 
 
+def os_error_exit(exc: OSError) -> tuple[str, int]:
+    """One line and the exit code for an OS error: 3 where the machine failed, 2 where the path did."""
+    code = exc.errno if exc.errno is not None else 0
+    reason = exc.strerror or str(exc)
+    hint = _ERRNO_HINTS.get(code)
+    where = f"{os.fsdecode(exc.filename)}: " if exc.filename is not None else ""
+    return f"{where}{reason}" + (f" ({hint})" if hint else ""), EXIT_RUNTIME if code in _MACHINE_ERRNOS else EXIT_INPUT
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is so that every ``finally`` (temporary files) runs."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _quiet_stdout() -> None:
+    """After a closed pipe: later writes (and the interpreter's last flush) go nowhere instead of failing."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 class ArchgenGroup(click.Group):
     """Turns every user-facing failure of a command into ``error: ...`` lines and its exit code."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Signals and streams for the whole run: SIGTERM unwinds as an exception (exit 143), text the
+        terminal's encoding cannot show is escaped, not fatal, and output is flushed while errors still
+        have a place to go."""
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(AttributeError, ValueError, io.UnsupportedOperation):
+                stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+        try:
+            try:
+                return super().main(*args, **kwargs)
+            finally:
+                sys.stdout.flush()  # a full disk or closed pipe behind stdout is reported here, not at exit
+        except BrokenPipeError:
+            _quiet_stdout()
+            sys.exit(EXIT_PIPE)
+        except OSError as exc:
+            line, code = os_error_exit(exc)
+            with contextlib.suppress(OSError):
+                click.echo(f"error: stdout: {printable(line)}", err=True)
+            _quiet_stdout()
+            sys.exit(code)
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -52,6 +119,16 @@ class ArchgenGroup(click.Group):
             _fail([str(exc)], EXIT_INPUT)
         except RunError as exc:
             _fail([str(exc)], EXIT_RUNTIME)
+        except BrokenPipeError:
+            _quiet_stdout()
+            sys.exit(EXIT_PIPE)
+        except OSError as exc:
+            line, code = os_error_exit(exc)
+            _fail([line], code)
+        except KeyboardInterrupt:
+            _fail(["interrupted (SIGINT)"], EXIT_INTERRUPT)
+        except Terminated:
+            _fail(["terminated (SIGTERM)"], EXIT_TERMINATED)
 
 
 class BackendChoice(click.Choice):  # type: ignore[type-arg]  # generic only in click stubs >= 8.2
@@ -101,7 +178,11 @@ def _console(width: int = 100, **options: Any) -> Console:
     """rich's console, at least ``width`` columns wide (tables of long module paths are cut otherwise)."""
     from rich.console import Console
 
-    return Console(highlight=False, width=max(width, Console().width), **options)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:  # rich exits 1 itself; the CLI ends a closed pipe its own way
+            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+    return _Console(highlight=False, width=max(width, Console().width), **options)
 
 
 def _escape(text: str) -> str:
@@ -165,9 +246,9 @@ def validate(specs: tuple[Path, ...]) -> None:
         except SpecError as exc:
             failed = True
             for problem in exc.problems:
-                click.echo(f"error: {problem}", err=True)
+                click.echo(f"error: {printable(str(problem))}", err=True)
             continue
-        click.echo(f"ok: {path} ({network.name}, {network.params:,} params)")
+        click.echo(f"ok: {printable(str(path))} ({network.name}, {network.params:,} params)")
     if failed:
         sys.exit(2)
 
@@ -243,10 +324,13 @@ def graph_command(spec: Path, output: Path, detail: str, overrides: tuple[str, .
     if problem:
         raise click.BadParameter(problem, param_hint="'-o' / '--output'")
     network = _compile(spec, overrides, input_size)
+    atomic.check_output(output)  # an unwritable target is refused before the layout
     fmt = graphing.format_of(output) or "dot"
     graphing.require(fmt)  # a missing graphviz is reported before any layout
     graphing.write(network, output, detail)
-    click.echo(f"wrote {output} ({fmt}, --detail {detail}): {network.name}, {len(network.stages)} stages")
+    click.echo(
+        f"wrote {printable(str(output))} ({fmt}, --detail {detail}): {network.name}, {len(network.stages)} stages"
+    )
 
 
 @main.command(context_settings=CONTEXT)
@@ -442,6 +526,7 @@ def port(checkpoint: Path, spec: Path, target: str, output: Path, verify: bool, 
     network = _compile(spec, overrides, None)
     for name in ("torch", "keras"):
         registry.get(name)  # a missing framework is reported before any work
+    atomic.check_output(output)  # so is an unwritable target
     stderr = _console(stderr=True)
 
     def progress(items: Any, description: str, total: int) -> Any:
@@ -453,11 +538,11 @@ def port(checkpoint: Path, spec: Path, target: str, output: Path, verify: bool, 
     except porting.VerificationError as exc:
         _console().print(exc.comparison.table())
         click.echo(f"error: the ported weights do not compute what the checkpoint does: {exc}", err=True)
-        click.echo(f"nothing was written to {output}", err=True)
+        click.echo(f"nothing was written to {printable(str(output))}", err=True)
         sys.exit(EXIT_MISMATCH)
     tensors = sum(len(t) for t in weights.values())
     click.echo(
-        f"wrote {output}: {tensors} tensors of {len(weights)} layers "
+        f"wrote {printable(str(output))}: {tensors} tensors of {len(weights)} layers "
         f"({network.params:,} params, {network.stats:,} norm statistics) for {network.name}"
     )
     if result is not None:
@@ -537,19 +622,22 @@ def export_command(
     if too_big:
         raise OptionError(too_big)
     exporting.require(fmt)  # a missing framework is reported before any work
+    atomic.check_output(output, folder=fmt in exporting.FOLDERS)  # so is an unwritable target
     given = check_state(read_torch_checkpoint(weights), network, weights) if weights else None
     try:
         result = exporting.export(network, fmt, output, given, fuse=fuse)
     except exporting.ExportMismatch as exc:
         click.echo(f"error: {printable(f'{output}: {exc}')}", err=True)
-        click.echo(f"nothing was written to {output}", err=True)
+        click.echo(f"nothing was written to {printable(str(output))}", err=True)
         sys.exit(EXIT_MISMATCH)
     source = "random weights (no --weights given)" if result.random_weights else f"the weights of {weights}"
     click.echo(
-        f"ok: wrote {output} ({fmt}{', fused' if fuse else ''}, {result.size:,} bytes): {network.name} with "
-        f"{source}; loaded with "
-        f"{result.loader} it gives the live model's outputs on a batch of {shape_text(result.input_shape)} "
-        f"within {result.verification.describe()}"
+        printable(  # one line, whatever the file names hold
+            f"ok: wrote {output} ({fmt}{', fused' if fuse else ''}, {result.size:,} bytes): {network.name} with "
+            f"{source}; loaded with "
+            f"{result.loader} it gives the live model's outputs on a batch of {shape_text(result.input_shape)} "
+            f"within {result.verification.describe()}"
+        )
     )
 
 
@@ -697,7 +785,7 @@ def list_specs(spec_dir: Path | None) -> None:
     for col, justify in columns:
         table.add_column(col, justify=justify)
     problems: list[str] = []
-    for path in sorted(folder.glob("*.yaml")):
+    for path in _spec_files(folder):
         try:
             _, network = compile_spec(path)
         except SpecError as exc:
@@ -708,6 +796,11 @@ def list_specs(spec_dir: Path | None) -> None:
     _console().print(table)
     if problems:
         _fail(problems, EXIT_INPUT)
+
+
+def _spec_files(folder: Path) -> list[Path]:
+    """The specs of a folder: its .yaml files, less hidden ones (an editor's, or archgen's temporaries)."""
+    return sorted(p for p in folder.glob("*.yaml") if not p.name.startswith("."))
 
 
 def _spec_folder(path: Path | None) -> Path:
@@ -785,21 +878,32 @@ def emit(
         raise click.UsageError("-o names one file: give one --backend")
     if fuse and chosen != ["torch"]:
         raise click.UsageError("--fuse: only the torch backend has an inference form (give --backend torch)")
-    paths = sorted(_spec_folder(spec_dir).glob("*.yaml")) if all_specs else [spec]
+    paths = _spec_files(_spec_folder(spec_dir)) if all_specs else [spec]
     wanted = emitter.emit_files([p for p in paths if p is not None], chosen, out_dir, overrides, output, fuse=fuse)
     if check:
         found = emitter.stale_files(wanted, out_dir if all_specs else None)
         for kind, path in found:
-            click.echo(f"{kind}: {path}" + (" (no spec emits it)" if kind == "extra" else ""), err=True)
+            why = {"extra": " (no spec emits it)", "leftover": " (a temporary file of an interrupted archgen)"}
+            click.echo(f"{kind}: {printable(str(path))}" + why.get(kind, ""), err=True)
         if found:
             click.echo("run: archgen emit --all", err=True)
             sys.exit(EXIT_MISMATCH)
         click.echo(f"ok: {len(wanted)} emitted files are current")
         return
-    for target, text in wanted.items():
-        if not target.exists() or target.read_text(encoding="utf-8") != text:
+    if output is not None and str(output) == "-":  # the one file, to stdout
+        click.echo(next(iter(wanted.values())), nl=False)
+        return
+    changed = {t: text for t, text in wanted.items() if atomic.current_bytes(t) != text.encode("utf-8")}
+    if changed:  # emit makes the folders it writes into (documented)
+        (out_dir if all_specs else next(iter(changed)).parent).mkdir(parents=True, exist_ok=True)
+    if all_specs and changed:  # every changed file at once, or none
+        atomic.write_folder_files(out_dir, {t.name: text.encode("utf-8") for t, text in changed.items()})
+    else:
+        for target, text in changed.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
             atomic.write_text(target, text)
-        click.echo(f"wrote {target}")
+    for target in wanted:
+        click.echo(f"wrote {printable(str(target))}")
 
 
 @main.command(context_settings=CONTEXT)
@@ -813,11 +917,13 @@ def schema(output: Path | None, check: bool) -> None:
     if output is None:
         click.echo(text, nl=False)
         return
-    current = output.read_text() if output.exists() else None
-    if current == text:
+    if str(output) == "-":
+        click.echo(text, nl=False)
+        return
+    if atomic.current_bytes(output) == text.encode("utf-8"):
         return
     if check:
-        click.echo(f"{output} is stale: run 'archgen schema -o {output}'", err=True)
+        click.echo(f"{printable(str(output))} is stale: run 'archgen schema -o {printable(str(output))}'", err=True)
         sys.exit(EXIT_MISMATCH)
     atomic.write_text(output, text)
 

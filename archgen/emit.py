@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import os
 import subprocess
 import sys
 import textwrap
@@ -25,6 +26,7 @@ import jinja2
 import jinja2.bccache
 
 from . import __version__, registry
+from .errors import Problem, SpecError
 from .ir import (
     Act,
     AvgPool,
@@ -470,24 +472,35 @@ def emit_files(
     from .fuse import fuse as fused
 
     wanted: dict[Path, str] = {}
+    emitted_by: dict[Path, Path] = {}
     for path in specs:
         _, network = compile_spec(path, list(overrides))
         network = fused(network) if fuse else network
         for backend in backends:
             target = output or default_path(network.name, backend, out_dir, fuse)
+            if target in emitted_by:  # two specs of one name would write one file: neither silently wins
+                first = emitted_by[target]
+                message = f"name: '{network.name}' is also the name of {first}; both would be emitted as {target.name}"
+                raise SpecError(Problem(str(path), None, None, "name", message))
+            emitted_by[target] = path
             wanted[target] = emit(network, backend, catalog.source_name(path), overrides)
     return wanted
 
 
 def stale_files(wanted: dict[Path, str], out_dir: Path | None = None) -> list[tuple[str, Path]]:
-    """``("stale" | "missing" | "extra", path)`` of every file that differs from what would be emitted;
-    with ``out_dir``, also the ``.py`` files there that nothing emits."""
+    """``("stale" | "missing" | "extra" | "leftover", path)`` of every file that differs from what would be
+    emitted; with ``out_dir``, also the ``.py`` files there that nothing emits and the temporaries an
+    interrupted archgen left there."""
+    from .atomic import current_bytes, is_temporary
+
     found: list[tuple[str, Path]] = []
     for path, text in wanted.items():
-        if not path.exists():
+        if not os.path.lexists(path):
             found.append(("missing", path))
-        elif path.read_text(encoding="utf-8") != text:
+        elif current_bytes(path) != text.encode("utf-8"):
             found.append(("stale", path))
     if out_dir is not None and out_dir.is_dir():
-        found += [("extra", p) for p in sorted(out_dir.glob("*.py")) if p not in wanted]
+        entries = sorted(out_dir.iterdir())
+        found += [("extra", p) for p in entries if p.suffix == ".py" and p not in wanted and not is_temporary(p.name)]
+        found += [("leftover", p) for p in entries if is_temporary(p.name)]
     return found

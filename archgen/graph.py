@@ -645,11 +645,6 @@ def write(network: Network, output: Path, detail: str = "stage") -> str:
         raise OptionError(f"-o {output}: {path_problem(output)}")
     text = graph_dot(network, detail)
     data = text.encode() if fmt == "dot" else render(text, fmt)
-    if output.is_file() and output.read_bytes() == data:
-        return fmt
-
-    def write_file(tmp: Path) -> None:
-        tmp.write_bytes(data)
-
-    atomic.replace_atomic(write_file, output, suffix=output.suffix)
+    if atomic.current_bytes(output) != data:
+        atomic.write_bytes(output, data)
     return fmt

@@ -216,7 +216,7 @@ def write(new: NewSpec) -> None:
 
     def check(tmp: Path) -> None:
         check_written(new, tmp)
-        if os.path.lexists(new.path):  # appeared meanwhile
-            raise OptionError(f"{new.path} exists: archgen new never replaces a file")
 
-    atomic.replace_atomic(put, new.path, suffix=catalog.SUFFIX, check=check)
+    # Staged beside its name, so that a relative 'extends' reads as it will; linked to its name, which
+    # fails if a file appeared there meanwhile (never replaced).
+    atomic.replace_atomic(put, new.path, suffix=catalog.SUFFIX, check=check, beside=True, replace=False)
