@@ -340,6 +340,24 @@ def _commit(source: Path | bytes, target: _Target, replace: bool = True) -> None
 
 # -- the writers --------------------------------------------------------------------------------------------
 
+_DISK_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO)
+
+
+@contextlib.contextmanager
+def _framework_errors(output: Path) -> Iterator[None]:
+    """A framework's own exception for a full or read-only disk (TensorFlow's ResourceExhaustedError for a
+    SavedModel) becomes the OSError it stands for, naming the target."""
+    try:
+        yield
+    except OSError:
+        raise
+    except Exception as exc:
+        text = str(exc)
+        for code in _DISK_ERRNOS:
+            if os.strerror(code) in text:
+                raise OSError(code, os.strerror(code), str(output)) from None
+        raise
+
 
 def replace_atomic(
     write: Callable[[Path], None],
@@ -361,7 +379,8 @@ def replace_atomic(
         raise OutputError(f"{output}: exists; nothing was replaced")
     fallback = Path(tempfile.gettempdir()) if target.stream else target.path.parent
     with _staged(suffix, fallback, target.stream or not beside, real_size) as staged:
-        write(staged)
+        with _framework_errors(output):
+            write(staged)
         if check:
             check(staged)
         _commit(staged, target, replace)
@@ -465,7 +484,8 @@ def replace_tree_atomic(
     stage = _make_stage(real.parent)
     try:
         stage.rmdir()  # writers want to create the folder themselves
-        write(stage)
+        with _framework_errors(output):
+            write(stage)
         if check:
             check(stage)
         mode = real.stat().st_mode & 0o7777 if real.exists() else 0o777 & ~_umask()

@@ -282,6 +282,19 @@ def test_full_disk_port_and_export_exit_3_without_leftovers(tmp_path: Path) -> N
         assert not (disk / "r18.pt").exists() and _leftovers(disk) == []
 
 
+def test_full_disk_saved_model_folder_is_exit_3(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "disk", "2m") as disk:
+        (disk / "saved").mkdir()
+        (disk / "saved" / "saved_model.pb").write_text("old\n")
+        (disk / "room").write_bytes(b"\0" * (2 * 1024 * 1024 - 600 * 1024))  # a probe fits, the variables do not
+        args = ["export", "resnet18", "--format", "saved_model", "-o", disk / "saved", "--input-size", "32", *SMALL]
+        done = run_archgen(args)
+        assert done.returncode == 3, done.stderr
+        assert "No space left" in done.stderr and "Traceback" not in done.stderr
+        assert [p.name for p in (disk / "saved").iterdir()] == ["saved_model.pb"]
+        assert (disk / "saved" / "saved_model.pb").read_text() == "old\n" and _leftovers(disk) == []
+
+
 # -- signals, pipes, encodings ------------------------------------------------------------------------------
 
 _STALLED_WRITE = """
