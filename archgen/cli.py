@@ -3,8 +3,10 @@
 Exit codes: 0 success; 1 a built model disagrees with the IR, two backends
 disagree (``compare``, ``port``), or an exported file with its live model
 (``export``); 2 invalid input (a spec, an override, an option, a checkpoint) or
-a missing framework, reported as one line per problem without a traceback; 3
-the machine could not run it (out of memory, no such device).
+a missing framework, or an output path that cannot be written, reported as one
+line per problem without a traceback; 3 the machine could not run it (out of
+memory, no such device, a full or read-only disk); 130 and 143 SIGINT and
+SIGTERM (temporary files removed); 141 stdout closed by its reader.
 """
 
 from __future__ import annotations
@@ -231,7 +233,9 @@ def main() -> None:
 
     SPEC is a spec file, or the name of a spec shipped with archgen ('archgen list').
     Exit codes: 0 ok; 1 a model disagrees with the IR, another backend or its export (diff: the
-    networks differ); 2 invalid input or a missing framework; 3 out of memory or no such device.
+    networks differ); 2 invalid input, an output path that cannot be written, or a missing
+    framework; 3 out of memory, no such device, or a full or read-only disk; 130/143 SIGINT/SIGTERM;
+    141 stdout closed by its reader. Files appear whole or not at all.
     """
 
 
@@ -822,7 +826,10 @@ def _spec_folder(path: Path | None) -> Path:
     help="Backend to emit for (repeatable). Default: torch for one spec, every backend with --all.",
 )
 @click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File to write (one spec, one backend)."
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="File to write (one spec, one backend; '-': stdout).",
 )
 @click.option(
     "--all", "all_specs", is_flag=True, help="Emit every spec of --specs (default: the shipped ones) into --out."
@@ -907,7 +914,12 @@ def emit(
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Write to this file ('-': stdout).",
+)
 @click.option("--check", is_flag=True, help="With -o: exit 1 if the file is not current, writing nothing.")
 def schema(output: Path | None, check: bool) -> None:
     """Print the JSON Schema of the spec language (or write it, only when it changed)."""
