@@ -41,6 +41,16 @@ __all__ = [
 ]
 
 
+# timm.create_model's keyword arguments, as the spec fields they set.
+TIMM_KWARGS = {
+    "num_classes": "head.classes",
+    "in_chans": "input.channels",
+    "drop_rate": "head.dropout",
+    "drop_path_rate": "drop_path.rate",
+    "output_stride": "output_stride",
+}
+
+
 def compile_spec(
     spec_or_path: Spec | str | Path | Mapping[str, Any], overrides: Overrides = None, input_size: int | None = None
 ) -> tuple[Spec, Network]:
@@ -79,7 +89,10 @@ def build(
     """Compile a spec into a live model of ``backend``.
 
     Field overrides may be given as ``overrides=["stages.2.depth=36"]`` or as
-    keyword arguments with ``__`` for the dots: ``head__classes=10``.
+    keyword arguments with ``__`` for the dots: ``head__classes=10``. timm's ``create_model``
+    keywords mean what they mean there: ``num_classes`` (``head.classes``), ``in_chans``
+    (``input.channels``), ``drop_rate`` (``head.dropout``), ``drop_path_rate``
+    (``drop_path.rate``), ``output_stride``.
 
     ``features_only=True`` replaces the head by ``{type: features, out_indices: ...}`` (timm's
     option): the model returns the maps of ``feature_info`` at ``out_indices`` as a list (all of
@@ -93,7 +106,7 @@ def build(
     it, channels_last, in eval mode; ``model.archgen_network`` is its IR (``archgen.fuse``).
     """
     if fields:
-        extra = {k.replace("__", "."): v for k, v in fields.items()}
+        extra = {TIMM_KWARGS.get(k, k.replace("__", ".")): v for k, v in fields.items()}
         overrides = {**_as_mapping(overrides), **extra}
     if out_indices is not None and not features_only:
         raise TypeError("out_indices applies to a features model: pass features_only=True too")

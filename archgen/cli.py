@@ -66,6 +66,11 @@ def os_error_exit(exc: OSError) -> tuple[str, int]:
     return f"{where}{reason}" + (f" ({hint})" if hint else ""), EXIT_RUNTIME if code in _MACHINE_ERRNOS else EXIT_INPUT
 
 
+_NO_ARGS: tuple[type[click.UsageError], ...] = tuple(
+    t for t in (getattr(click.exceptions, "NoArgsIsHelpError", None),) if t is not None
+)
+
+
 class Terminated(BaseException):
     """SIGTERM, raised where the program is so that every ``finally`` (temporary files) runs."""
 
@@ -96,7 +101,9 @@ class ArchgenGroup(click.Group):
         previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
         try:
             try:
-                return super().main(*args, **kwargs)
+                if not kwargs.pop("standalone_mode", True):
+                    return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
+                sys.exit(self._standalone(*args, **kwargs))
             finally:
                 sys.stdout.flush()  # a full disk or closed pipe behind stdout is reported here, not at exit
         except BrokenPipeError:
@@ -111,6 +118,25 @@ class ArchgenGroup(click.Group):
         finally:
             if main_thread:
                 signal.signal(signal.SIGTERM, previous)
+
+    def _standalone(self, *args: Any, **kwargs: Any) -> int:
+        """click's standalone mode with archgen's error format: a usage error is one ``error:`` line
+        (and where to find help) with exit 2, as every other refusal is, not click's three-line block."""
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
+        except _NO_ARGS as exc:  # 'archgen' alone: the help, as click gives it
+            click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message(), err=True)
+            return exc.exit_code
+        except click.UsageError as exc:
+            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            _fail([exc.format_message() + where], exc.exit_code)
+        except click.ClickException as exc:
+            _fail([exc.format_message()], exc.exit_code)
+        except (click.Abort, KeyboardInterrupt):  # Ctrl-C while the arguments were read
+            _fail(["interrupted (SIGINT)"], EXIT_INTERRUPT)
+        except EOFError:
+            _fail(["end of input"], EXIT_INPUT)
+        return rv if isinstance(rv, int) else 0
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -240,13 +266,19 @@ def main() -> None:
 
 
 @main.command(context_settings=CONTEXT)
-@click.argument("specs", nargs=-1, required=True, type=SPEC)
-def validate(specs: tuple[Path, ...]) -> None:
-    """Check SPECS: YAML, fields, shapes (no framework is imported). Exit 2 if any is invalid."""
+@click.argument("specs", nargs=-1, required=True, metavar="SPECS...")
+def validate(specs: tuple[str, ...]) -> None:
+    """Check SPECS: YAML, fields, shapes (no framework is imported). Every spec is checked, a missing
+    one too; exit 2 if any is invalid or missing."""
     failed = False
-    for path in specs:
+    for given in specs:
         try:
+            path = SPEC.convert(given, None, None)
             _, network = compile_spec(path)
+        except click.BadParameter as exc:  # no such file or shipped spec: reported, and the others checked
+            failed = True
+            click.echo(f"error: {printable(exc.message)}", err=True)
+            continue
         except SpecError as exc:
             failed = True
             for problem in exc.problems:

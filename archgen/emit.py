@@ -468,7 +468,7 @@ def emit_files(
     Every spec is compiled before any file is produced, so one invalid spec means no output at all.
     ``fuse``: the inference form (``archgen.fuse``; PyTorch's templates only).
     """
-    from . import catalog, compile_spec
+    from . import compile_spec
     from .fuse import fuse as fused
 
     wanted: dict[Path, str] = {}
@@ -483,8 +483,21 @@ def emit_files(
                 message = f"name: '{network.name}' is also the name of {first}; both would be emitted as {target.name}"
                 raise SpecError(Problem(str(path), None, None, "name", message))
             emitted_by[target] = path
-            wanted[target] = emit(network, backend, catalog.source_name(path), overrides)
+            wanted[target] = emit(network, backend, _header_source(path, target), overrides)
     return wanted
+
+
+def _header_source(spec: Path, target: Path) -> str:
+    """The spec as an emitted header names it: ``specs/NAME.yaml`` for a shipped spec, else its path
+    relative to the emitted file's folder, so that the file is the same from whatever folder it is made."""
+    from . import catalog
+
+    if catalog.is_shipped(spec) or str(target) == "-":
+        return catalog.source_name(spec)
+    try:
+        return Path(os.path.relpath(os.path.realpath(spec), os.path.realpath(target.parent))).as_posix()
+    except ValueError:  # another drive (Windows)
+        return spec.as_posix()
 
 
 def stale_files(wanted: dict[Path, str], out_dir: Path | None = None) -> list[tuple[str, Path]]:

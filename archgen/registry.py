@@ -17,7 +17,7 @@ from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any, Protocol
 
-from .errors import MissingFramework
+from .errors import MissingFramework, OptionError
 from .ir import Network, Shape
 
 BUILTIN: dict[str, str] = {"keras": "archgen.backends.keras", "torch": "archgen.backends.torch"}
@@ -74,6 +74,13 @@ class Backend(Protocol):
         """Every weight random, norm statistics calibrated (NotImplementedError where the backend cannot)."""
 
 
+class UnknownBackend(OptionError, KeyError):
+    """No backend of that name (a KeyError for the lookup, an OptionError for the user: exit 2)."""
+
+    def __str__(self) -> str:  # KeyError's str() would quote the message
+        return str(self.args[0])
+
+
 @functools.cache
 def _targets() -> dict[str, str]:
     """Backend name -> package, read once per process (scanning the installed packages' entry points
@@ -89,7 +96,7 @@ def names() -> list[str]:
 def _package(name: str) -> ModuleType:
     target = BUILTIN.get(name) or _targets().get(name)  # a built-in name wins: no entry-point scan for it
     if target is None:
-        raise KeyError(f"unknown backend '{name}'; expected one of: {', '.join(names())}")
+        raise UnknownBackend(f"unknown backend {name!r}; expected one of: {', '.join(names())}")
     return importlib.import_module(target)
 
 
@@ -102,7 +109,9 @@ def emitter(name: str) -> Emitter:
     """The backend's templates and filters (its framework is not imported)."""
     found = getattr(_package(name), "EMITTER", None)
     if found is None:
-        raise KeyError(f"the {name} backend brings no templates; backends with templates: {', '.join(emitters())}")
+        raise UnknownBackend(
+            f"the {name} backend brings no templates; backends with templates: {', '.join(emitters())}"
+        )
     return found  # type: ignore[no-any-return]
 
 

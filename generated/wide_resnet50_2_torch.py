@@ -14,7 +14,7 @@ checkpoints load with ``load_state_dict(strict=True)``.
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -170,7 +170,7 @@ class SkipInit(torch.overrides.TorchFunctionMode):
 
     state = threading.local()
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> "SkipInit":
         SkipInit.state.depth = getattr(SkipInit.state, "depth", 0) + 1
         return super().__enter__()
 

@@ -90,7 +90,8 @@ def test_bad_override_exits_2() -> None:
 def test_usage_errors_exit_2(args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     result = invoke(args, code=2)
-    assert "Error" in result.output and "Traceback" not in result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "--help')" in lines[0], result.output
 
 
 @pytest.mark.parametrize(

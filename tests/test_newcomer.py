@@ -1,0 +1,88 @@
+"""What a new user meets in the first hour: the command line's error format, several specs validated at
+once, the Python API's errors and timm's keywords, emitted files that run on every Python their
+framework supports and read the same from any working folder."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import archgen
+from archgen.errors import OptionError, SpecError
+from tests.helpers import ROOT, invoke
+
+GENERATED = ROOT / "generated"
+
+
+def test_validate_checks_every_spec_even_past_a_missing_one(tmp_path: Path) -> None:
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("extends: resnet18\nname: typo\nhead: {clases: 3}\n")
+    zero = tmp_path / "zero.yaml"
+    zero.write_text("extends: resnet18\nname: zero\nstages: [{width: 64, depth: 0}]\n")
+    result = invoke(["validate", typo, tmp_path / "missing.yaml", zero, "resnet18"], 2)
+    lines = result.output.splitlines()
+    assert any("typo.yaml:3" in x and "clases" in x for x in lines), result.output
+    assert any("missing.yaml" in x and "does not exist" in x for x in lines), result.output
+    assert any("zero.yaml" in x and x.startswith("error: ") for x in lines), result.output
+    assert any(x.startswith("ok: ") and "resnet18" in x for x in lines), result.output
+
+
+@pytest.mark.parametrize(
+    "args", [["build", "resnet5"], ["frobnicate"], ["summary", "resnet50", "--input-size", "0"], ["emit", "-x"]]
+)
+def test_usage_errors_are_one_error_line(args: list[str]) -> None:
+    result = invoke(args, 2)
+    assert result.output.count("\n") == 1 and result.output.startswith("error: "), result.output
+    assert "Usage:" not in result.output and "--help')" in result.output
+
+
+def test_unknown_backend_is_an_option_error_naming_the_choices() -> None:
+    with pytest.raises(OptionError, match="unknown backend 'jax'; expected one of: keras, torch"):
+        archgen.build("resnet18", backend="jax")
+    with pytest.raises(KeyError):  # still a lookup error for code that caught KeyError before
+        archgen.build("resnet18", backend="jax")
+
+
+def test_timm_keywords_mean_what_they_mean_in_timm() -> None:
+    import timm
+
+    model = archgen.build("resnet18", num_classes=10, in_chans=1, drop_rate=0.25, input_size=32)
+    reference = timm.create_model("resnet18", num_classes=10, in_chans=1, drop_rate=0.25)
+    assert model.fc.out_features == reference.fc.out_features == 10
+    assert model.conv1.in_channels == reference.conv1.in_channels == 1
+    counts = [sum(p.numel() for p in m.parameters()) for m in (model, reference)]
+    assert counts[0] == counts[1]
+    with pytest.raises(SpecError, match="classes"):
+        archgen.build("resnet18", num_classes=-1)
+
+
+def test_emitted_files_run_on_python_3_10() -> None:
+    """torch and Keras 3 support Python 3.10: no emitted file may need a newer one (typing.Self, ...)."""
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("vermin")), "--no-tips", "--violations", "-t=3.10-", str(GENERATED)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_emitted_header_does_not_depend_on_the_working_folder(tmp_path: Path) -> None:
+    specs = tmp_path / "project" / "specs"
+    specs.mkdir(parents=True)
+    (specs / "mine.yaml").write_text("extends: resnet18\nname: mine\n")
+    out = tmp_path / "project" / "out" / "mine_torch.py"
+    texts = []
+    for cwd in (tmp_path, specs, tmp_path / "project"):
+        subprocess.run(
+            [sys.executable, "-m", "archgen.cli", "emit", str(specs / "mine.yaml"), "-o", str(out)],
+            check=True,
+            cwd=cwd,
+            capture_output=True,
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        )
+        texts.append(out.read_text())
+    assert texts[0] == texts[1] == texts[2]
+    assert "from ../specs/mine.yaml;" in texts[0].splitlines()[0]
