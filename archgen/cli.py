@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from . import __version__, atomic, catalog, compile_spec, registry
-from .errors import MissingFramework, OptionError, RunError, SpecError, printable
+from .errors import MissingFramework, OptionError, Problem, RunError, SpecError, printable
 from .export import FORMATS as EXPORT_FORMATS
 from .ir import Network
 from .summary import flops_text, network_table, shape_text
@@ -202,14 +202,39 @@ def _compile(path: Path, overrides: tuple[str, ...], input_size: int | None) -> 
     return compile_spec(path, list(overrides), input_size)[1]
 
 
+# Box drawing as ASCII, for tables written into a pipe or file: each table keeps its layout.
+_ASCII_RULES = str.maketrans(
+    {
+        **dict.fromkeys("─━═╌╍┄┅", "-"),
+        **dict.fromkeys("│┃║╎╏┆┇", "|"),
+        **dict.fromkeys("┏┓┗┛┡┩┳┻╇╋┼├┤┬┴┌┐└┘╭╮╰╯┠┨┯┷┿╂╞╡╪╤╧", "+"),
+    }
+)
+
+
 def _console(width: int = 100, **options: Any) -> Console:
-    """rich's console, at least ``width`` columns wide (tables of long module paths are cut otherwise)."""
+    """rich's console, at least ``width`` columns wide (tables of long module paths are cut otherwise).
+
+    Into a pipe or file it writes plain text for other programs: ASCII table rules, no trailing
+    spaces, no escape codes; NO_COLOR (https://no-color.org) turns off bold and italic as well as colour."""
     from rich.console import Console
 
     class _Console(Console):
         def on_broken_pipe(self) -> None:  # rich exits 1 itself; the CLI ends a closed pipe its own way
             raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
 
+        def print(self, *objects: Any, **kwargs: Any) -> None:
+            if self.is_terminal:
+                return super().print(*objects, **kwargs)
+            with self.capture() as captured:
+                super().print(*objects, **kwargs)
+            text = captured.get().translate(_ASCII_RULES)
+            self.file.write("\n".join(line.rstrip() for line in text.split("\n")))
+            self.file.flush()
+            return None
+
+    if os.environ.get("NO_COLOR"):
+        options.setdefault("color_system", None)
     return _Console(highlight=False, width=max(width, Console().width), **options)
 
 
@@ -267,26 +292,50 @@ def main() -> None:
 
 @main.command(context_settings=CONTEXT)
 @click.argument("specs", nargs=-1, required=True, metavar="SPECS...")
-def validate(specs: tuple[str, ...]) -> None:
+@json_option
+def validate(specs: tuple[str, ...], as_json: bool) -> None:
     """Check SPECS: YAML, fields, shapes (no framework is imported). Every spec is checked, a missing
-    one too; exit 2 if any is invalid or missing."""
+    one too; exit 2 if any is invalid or missing. --json: one object per spec, in order: spec, ok,
+    and name/params/flops or the problems (file, line, column, field, message)."""
     failed = False
+    report: list[dict[str, Any]] = []
     for given in specs:
         try:
             path = SPEC.convert(given, None, None)
             _, network = compile_spec(path)
         except click.BadParameter as exc:  # no such file or shipped spec: reported, and the others checked
             failed = True
-            click.echo(f"error: {printable(exc.message)}", err=True)
+            problem = Problem(given, None, None, "", exc.message)
+            report.append({"spec": given, "ok": False, "problems": [_problem_json(problem)]})
+            if not as_json:
+                click.echo(f"error: {printable(exc.message)}", err=True)
             continue
         except SpecError as exc:
             failed = True
-            for problem in exc.problems:
-                click.echo(f"error: {printable(str(problem))}", err=True)
+            report.append({"spec": given, "ok": False, "problems": [_problem_json(p) for p in exc.problems]})
+            if not as_json:
+                for problem in exc.problems:
+                    click.echo(f"error: {printable(str(problem))}", err=True)
             continue
-        click.echo(f"ok: {printable(str(path))} ({network.name}, {network.params:,} params)")
+        report.append(
+            {"spec": given, "ok": True, "name": network.name, "params": network.params, "flops": network.flops}
+        )
+        if not as_json:
+            click.echo(f"ok: {printable(str(path))} ({network.name}, {network.params:,} params)")
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
     if failed:
         sys.exit(2)
+
+
+def _problem_json(problem: Problem) -> dict[str, Any]:
+    return {
+        "file": problem.file,
+        "line": problem.line,
+        "column": problem.column,
+        "field": problem.field,
+        "message": problem.message,
+    }
 
 
 @main.command(context_settings=CONTEXT)
@@ -805,13 +854,42 @@ def bench_command(
 
 @main.command("list", context_settings=CONTEXT)
 @specs_option
-def list_specs(spec_dir: Path | None) -> None:
-    """List the specs in a folder (default: those shipped with archgen) with their input, params and FLOPs."""
+@json_option
+def list_specs(spec_dir: Path | None, as_json: bool) -> None:
+    """List the specs in a folder (default: those shipped with archgen) with their input, params and FLOPs.
+
+    --json: one object per spec (spec file, name, input shape, params, norm statistics, flops, or its
+    problems)."""
     folder = _spec_folder(spec_dir)
-    title = "specs shipped with archgen" if spec_dir is None else f"specs in {spec_dir}"
+    rows: list[dict[str, Any]] = []
+    problems: list[Problem] = []
+    for path in _spec_files(folder):
+        try:
+            _, network = compile_spec(path)
+        except SpecError as exc:
+            problems += exc.problems
+            rows.append({"spec": path.name, "ok": False, "problems": [_problem_json(p) for p in exc.problems]})
+            continue
+        rows.append(
+            {
+                "spec": path.name,
+                "ok": True,
+                "name": network.name,
+                "input": list(network.input_shape),
+                "params": network.params,
+                "stats": network.stats,
+                "flops": network.flops,
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        if problems:
+            sys.exit(EXIT_INPUT)
+        return
     from rich.table import Table
 
-    table = Table(title=_escape(title), title_justify="left")
+    title = "specs shipped with archgen" if spec_dir is None else f"specs in {spec_dir}"
+    table = Table(title=_escape(printable(title)), title_justify="left")
     columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("spec", "left"),
         ("input", "right"),
@@ -820,23 +898,22 @@ def list_specs(spec_dir: Path | None) -> None:
     )
     for col, justify in columns:
         table.add_column(col, justify=justify)
-    problems: list[str] = []
-    for path in _spec_files(folder):
-        try:
-            _, network = compile_spec(path)
-        except SpecError as exc:
-            problems += [str(p) for p in exc.problems]
-            table.add_row(_escape(path.stem), "-", "invalid", "-")
-            continue
-        table.add_row(network.name, shape_text(network.input_shape), f"{network.params:,}", flops_text(network.flops))
+    for row in rows:
+        if row["ok"]:
+            shape = shape_text(tuple(row["input"]))
+            table.add_row(row["name"], shape, f"{row['params']:,}", flops_text(row["flops"]))
+        else:
+            table.add_row(_escape(printable(Path(row["spec"]).stem)), "-", "invalid", "-")
     _console().print(table)
     if problems:
-        _fail(problems, EXIT_INPUT)
+        _fail([str(p) for p in problems], EXIT_INPUT)
 
 
 def _spec_files(folder: Path) -> list[Path]:
-    """The specs of a folder: its .yaml files, less hidden ones (an editor's, or archgen's temporaries)."""
-    return sorted(p for p in folder.glob("*.yaml") if not p.name.startswith("."))
+    """The specs of a folder: its .yaml and .yml files, less hidden ones (an editor's, or archgen's
+    temporaries)."""
+    found = [*folder.glob("*.yaml"), *folder.glob("*.yml")]
+    return sorted(p for p in found if not p.name.startswith(".") and p.is_file())
 
 
 def _spec_folder(path: Path | None) -> Path:
@@ -1039,7 +1116,7 @@ def new_command(name: str, base: Path, overrides: tuple[str, ...], output: Path 
     the new file's folder or below it), 'name: NAME' and what the overrides change. It is loaded
     and resolved as 'archgen validate' does, and must resolve to BASE's network with the same
     --set, before it is written (atomically). An existing file is never replaced; NAME must be an
-    identifier; --set may not change name, extends or tweaks; an invalid NAME, BASE or override
+    identifier; --set may not change name or extends; an invalid NAME, BASE or override
     exits 2 with nothing written.
 
     \b

@@ -452,7 +452,7 @@ def _outputs(network: Network, exits: dict[str, str], last: str) -> tuple[list[N
         info = network.feature_info[index]
         source = exits.get(info.module, exits.get("stem", "input"))  # the stem's map is tapped inside it
         lines = (
-            Line(f"output {j}", "title"),
+            Line(f"output {j} (out_indices: {index})", "title"),  # its place in the list, and its index
             Line(f"{info.module} {shape_text(info.shape)}"),
             Line(f"reduction {info.reduction}", "note"),
         )

@@ -86,3 +86,65 @@ def test_emitted_header_does_not_depend_on_the_working_folder(tmp_path: Path) ->
         texts.append(out.read_text())
     assert texts[0] == texts[1] == texts[2]
     assert "from ../specs/mine.yaml;" in texts[0].splitlines()[0]
+
+
+def test_list_and_validate_speak_json(tmp_path: Path) -> None:
+    import json
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "a.yaml").write_text("extends: resnet18\nname: a\n")
+    (specs / "b.yml").write_text("extends: resnet18\nname: b\nhead: {clases: 3}\n")  # .yml counts too
+    result = invoke(["list", "--specs", specs, "--json"], 2)
+    rows = json.loads(result.stdout)
+    assert [r["spec"] for r in rows] == ["a.yaml", "b.yml"]
+    assert rows[0]["ok"] and rows[0]["params"] == 11_689_512 and rows[0]["input"] == [3, 224, 224]
+    assert not rows[1]["ok"] and rows[1]["problems"][0]["field"] == "head.clases"
+    assert rows[1]["problems"][0]["line"] == 3
+    result = invoke(["validate", specs / "a.yaml", "missing", "--json"], 2)
+    found = json.loads(result.stdout)
+    assert [r["ok"] for r in found] == [True, False] and "missing" in found[1]["problems"][0]["message"]
+
+
+def test_piped_tables_are_plain_text() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "archgen.cli", "summary", "resnet18"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert done.returncode == 0
+    lines = done.stdout.splitlines()
+    assert all(line == line.rstrip() for line in lines), "trailing spaces"
+    assert done.stdout.isascii() and "\x1b" not in done.stdout
+    assert any(line.startswith("| layer1 ") for line in lines)
+
+
+def test_no_color_drops_every_style_on_a_terminal() -> None:
+    import os
+    import pty
+
+    def run(env: dict[str, str]) -> bytes:
+        pid, fd = pty.fork()
+        if pid == 0:  # the child: archgen on a terminal
+            os.chdir(ROOT)
+            os.execve(sys.executable, [sys.executable, "-m", "archgen.cli", "summary", "resnet18"], env)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        os.waitpid(pid, 0)
+        return out
+
+    base = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "TERM": "xterm-256color", "COLUMNS": "120"}
+    assert b"\x1b[" in run(base), "on a terminal rich styles the table"
+    assert b"\x1b[" not in run({**base, "NO_COLOR": "1"})
+
+
+def test_features_diagram_labels_outputs_with_their_indices(tmp_path: Path) -> None:
+    out = tmp_path / "f.dot"
+    invoke(["graph", "resnet50", "-o", out, "--set", "head={type: features, out_indices: [1, 2, 3, 4]}"])
+    text = out.read_text()
+    assert "output 0 (out_indices: 1)" in text and "output 3 (out_indices: 4)" in text

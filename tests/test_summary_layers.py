@@ -84,8 +84,11 @@ def test_the_cli_table_lists_every_layer_grouped_by_section() -> None:
     row = next(line for line in lines if line.split()[:1] == ["layer2.0.conv2"])
     assert row.split()[1:4] == ["Conv2d", "3x3/2", "128x28x28"]  # ResNet-B: the stride on the 3x3
     assert next(line for line in lines if line.split()[:1] == ["layer1.0.add"]).split()[1:3] == ["add", "(residual)"]
-    # The README's sample is this output, trimmed.
-    sample = (ROOT / "README.md").read_text().split("$ archgen summary resnet50 --layers\n")[1].split("```")[0]
+    # The docs' sample is this output on a terminal, trimmed (into a pipe, its rules are ASCII).
+    marker = "$ archgen summary resnet50 --layers\n"
+    docs = [p.read_text() for p in (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))]
+    sample = next(d for d in docs if marker in d).split(marker)[1].split("```")[0]
+    sample = sample.translate(str.maketrans({"─": "-", "│": "|"}))
     printed = {line.rstrip() for line in lines}
     assert [line for line in sample.splitlines() if line not in ("", "...") and line not in printed] == []
 
