@@ -11,11 +11,12 @@ renamed).
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from . import registry
+from . import checkpoint_files, registry
 from .atomic import replace_atomic
 from .errors import CheckpointError, Problem
 from .ir import Conv, Layer, Linear, Network, Norm
@@ -99,14 +100,14 @@ def optional_keys(network: Network) -> set[str]:
 
 
 def read_torch_checkpoint(path: Path) -> dict[str, Any]:
-    """A flat ``{key: numpy array}`` from a state_dict file (wrappers and a ``module.`` prefix removed)."""
-    if path.suffix == ".safetensors":
-        try:
-            from safetensors.numpy import load_file
+    """A flat ``{key: numpy array}`` from a state_dict file (wrappers and a ``module.`` prefix removed).
 
-            state: Any = load_file(str(path))
-        except Exception as exc:  # safetensors reports bad headers and dtypes with its own errors
-            raise CheckpointError(_problem(path, "", f"cannot read as safetensors: {exc}")) from None
+    Only what a float32 model holds faithfully is read (``archgen.checkpoint_files`` says what, and
+    why): float16, bfloat16, float32 and float64 weights, the same arrays from ``.pth`` and
+    ``.safetensors``; anything else is a CheckpointError naming the tensor and its kind, as is a file
+    that is not a regular file or that would claim more memory than it holds."""
+    if path.suffix == ".safetensors":
+        state: Any = checkpoint_files.read_safetensors(path)  # parsed here: torch is not imported
     else:
         state = _backend("torch").load_state_dict_file(path)  # a pickle: only torch reads it safely
     for key in WRAPPER_KEYS:
@@ -120,7 +121,7 @@ def read_torch_checkpoint(path: Path) -> dict[str, Any]:
         )
     if all(isinstance(k, str) and k.startswith("module.") for k in state):  # saved from DataParallel/DDP
         state = {k.removeprefix("module."): v for k, v in state.items()}
-    return dict(state)
+    return checkpoint_files.as_state(state, path)
 
 
 def check_state(state: dict[str, Any], network: Network, path: Path) -> Weights:
@@ -138,11 +139,13 @@ def check_state(state: dict[str, Any], network: Network, path: Path) -> Weights:
             problems.append(_problem(path, key, f"shape {have} in the checkpoint, the spec needs {shape}"))
             continue
         weights.setdefault(layer, {})[name] = state[key]
-    for key in state:
-        if key not in expected and key not in optional:
-            close = difflib.get_close_matches(key, list(expected), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            problems.append(_problem(path, key, f"not in the spec '{network.name}'{hint}"))
+    unexpected = [key for key in state if key not in expected and key not in optional]
+    for i, key in enumerate(unexpected):
+        # a hint for the keys that are listed (difflib's cost grows with the key's length)
+        hinted = i < MAX_LISTED and isinstance(key, str) and len(key) <= checkpoint_files.MAX_KEY_SHOWN
+        close = difflib.get_close_matches(key, list(expected), n=1) if hinted else []
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        problems.append(_problem(path, checkpoint_files.shown(key), f"not in the spec '{network.name}'{hint}"))
     if problems:
         _refuse(problems, path)
     return weights
@@ -204,7 +207,11 @@ def torch_to_keras(
         fresh.load_weights(str(tmp))
         found.append(verify(network, weights, fresh))
 
-    replace_atomic(lambda tmp: model.save_weights(str(tmp)), output, KERAS_SUFFIX, reload if check else None)
+    # HDF5 needs a real file; about 4 bytes a float32 value, plus its index (a few KB a layer).
+    size = 4 * (network.params + network.stats) + 4096 * len(items)
+    replace_atomic(
+        lambda tmp: model.save_weights(str(tmp)), output, KERAS_SUFFIX, reload if check else None, real_size=size
+    )
     return weights, found[0] if found else None
 
 
@@ -244,31 +251,130 @@ def keras_to_torch(
 
 
 def check_keras_file(path: Path, model: Any, network: Network) -> None:
-    """Refuse a ``.weights.h5`` whose arrays do not fit the spec's Keras model position by position."""
+    """Refuse a ``.weights.h5`` that Keras would not read as plain arrays of the spec's Keras model, which
+    fits it position by position; checked before Keras opens it, so that Keras and HDF5 meet no surprise.
+
+    The file must be a regular file (a FIFO is never opened), reach every object through hard links only
+    (a soft or external link names another object or file), and hold, beneath each layer's ``vars``,
+    exactly the datasets the spec's model has. Each must be a float array (float16, float32, float64, or
+    Keras' bfloat16: 2-byte opaque values marked ``dtype="bfloat16"``) of the shape the model needs, its
+    data in the file itself (no external storage, no virtual dataset) and stored plainly (no compression
+    or other filter: Keras writes none, and decompression is where a small file claims large memory or
+    needs a filter this machine lacks). The data is then read (at most the model's size) to prove it can be.
+    """
     import h5py
 
     keras_backend = _backend("keras")
-
+    checkpoint_files.regular_file(path)
+    layout = keras_backend.weights_file_layout(model, network)
+    expected = {key: (shape, layer) for key, shape, layer in layout}
+    problems: list[Problem] = []
     try:
         with h5py.File(path, "r") as f:
-            found: dict[str, tuple[int, ...]] = {}
-            f.visititems(
-                lambda name, obj: found.__setitem__(name, obj.shape) if isinstance(obj, h5py.Dataset) else None
-            )
+            found = _h5_objects(f)
+            for key, (shape, layer) in expected.items():
+                if key not in found:
+                    problems.append(
+                        _problem(path, layer, f"'{key}' missing from the file (the spec needs shape {shape})")
+                    )
+                    continue
+                why = found[key]
+                if not isinstance(why, str):
+                    try:
+                        why = _h5_dataset_problem(why, shape)
+                    except _H5_ERRORS as exc:  # a damaged object
+                        why = f"cannot be read: {str(exc)[:200] or type(exc).__name__}"
+                if why:
+                    problems.append(_problem(path, layer, f"'{key}' {why}"))
     except OSError as exc:
         raise CheckpointError(_problem(path, "", f"cannot read as a Keras weights file (HDF5): {exc}")) from None
-    problems: list[Problem] = []
-    layout = keras_backend.weights_file_layout(model, network)
-    for key, shape, layer in layout:
-        if key not in found:
-            problems.append(_problem(path, layer, f"'{key}' missing from the file (the spec needs shape {shape})"))
-        elif tuple(found[key]) != shape:
-            problems.append(
-                _problem(path, layer, f"'{key}' has shape {tuple(found[key])} in the file, the spec needs {shape}")
-            )
-    known = {key for key, _, _ in layout}
-    problems += [
-        _problem(path, "", f"'{key}' is not in the spec '{network.name}'") for key in found if key not in known
-    ]
+    for key, why in found.items():
+        if key not in expected:
+            what = why if isinstance(why, str) else f"is not in the spec '{network.name}'"
+            problems.append(_problem(path, "", f"'{checkpoint_files.shown(key)}' {what}"))
     if problems:
         _refuse(problems, path)
+
+
+# What h5py raises for an object it cannot open or read (beyond OSError, its usual report).
+_H5_ERRORS = (OSError, KeyError, TypeError, ValueError, RuntimeError)
+
+
+def _h5_objects(f: Any) -> dict[str, Any]:
+    """Every dataset of an HDF5 file by its path (no leading ``/``), reached through hard links, and for
+    every other object (a soft or external link, an object reached a second time, a named datatype, a
+    group inside a layer's ``vars``) what is wrong with it, as a string."""
+    found: dict[str, Any] = {}
+    seen: set[Any] = {f["/"].id}
+    groups: list[tuple[str, Any]] = [("", f)]
+    while groups:
+        prefix, group = groups.pop()
+        for name in group:
+            full = f"{prefix}{name}"
+            try:
+                why = _h5_visit(group, name, full, prefix, seen, groups, found)
+            except _H5_ERRORS as exc:  # a damaged object
+                why = f"cannot be read: {str(exc)[:200] or type(exc).__name__}"
+            if why:
+                found[full] = why
+    return found
+
+
+def _h5_visit(
+    group: Any, name: str, full: str, prefix: str, seen: set[Any], groups: list[tuple[str, Any]], found: dict[str, Any]
+) -> str | None:
+    """One link of ``group``: a dataset into ``found``, a group into ``groups``; what is wrong with it, if anything."""
+    import h5py
+
+    link = group.get(name, getlink=True)
+    if isinstance(link, h5py.SoftLink):
+        return f"is a soft link (to '{checkpoint_files.shown(link.path)}'); Keras writes none"
+    if isinstance(link, h5py.ExternalLink):
+        target = checkpoint_files.shown(f"{link.filename}:{link.path}")
+        return f"is an external link (to '{target}'); Keras writes none"
+    if not isinstance(link, h5py.HardLink):
+        return f"is a link of another kind ({type(link).__name__}); Keras writes none"
+    obj = group[name]
+    if obj.id in seen:
+        return "is a second link to an object already seen (Keras writes each once)"
+    seen.add(obj.id)
+    in_vars = prefix == "vars/" or prefix.endswith("/vars/")
+    if isinstance(obj, h5py.Group) and in_vars:
+        return "is a group where Keras reads a layer's variables"
+    if isinstance(obj, h5py.Group):
+        groups.append((f"{full}/", obj))
+    elif isinstance(obj, h5py.Dataset):
+        found[full] = obj
+    else:
+        return f"is a {type(obj).__name__.lower()}, not a group or an array"
+    return None
+
+
+def _h5_dataset_problem(dataset: Any, shape: tuple[int, ...]) -> str | None:
+    """What keeps an HDF5 dataset from being a faithful Keras weight of ``shape``; None if nothing does."""
+    if dataset.shape is None or tuple(dataset.shape) != shape:
+        have = "no shape (an empty dataset)" if dataset.shape is None else f"shape {tuple(dataset.shape)}"
+        return f"has {have} in the file, the spec needs {shape}"
+    if dataset.is_virtual:
+        return "is a virtual dataset (its data lives in other files); Keras writes its arrays in the file"
+    if dataset.external:
+        files = ", ".join(checkpoint_files.shown(str(name)) for name, *_ in dataset.external)
+        return f"is stored in external files ({files}); Keras writes its arrays in the file"
+    plist = dataset.id.get_create_plist()
+    if plist.get_nfilters():
+        names = ", ".join(plist.get_filter(i)[3].decode("ascii", "replace") for i in range(plist.get_nfilters()))
+        return f"is stored compressed or filtered ({names}); Keras writes its arrays plainly"
+    dtype = dataset.dtype
+    marked = dataset.attrs.get("dtype") if "dtype" in dataset.attrs else None  # Keras' mark of bfloat16
+    bfloat16 = dtype.kind == "V" and dtype.itemsize == 2 and dtype.fields is None and _is(marked, "bfloat16")
+    if not bfloat16 and not (dtype.kind == "f" and dtype.itemsize in (2, 4, 8) and marked is None):
+        mark = f" marked dtype={checkpoint_files.shown(str(marked))}" if marked is not None else ""
+        return f"holds {dtype}{mark} values, not a float array (float16, bfloat16, float32 or float64)"
+    if math.prod(shape) and dataset.id.get_storage_size() == 0:
+        return "holds no data (its storage was never written)"
+    dataset[()]  # raises where the data cannot be read (the caller names it)
+    return None
+
+
+def _is(value: Any, text: str) -> bool:
+    return isinstance(value, str) and value == text
