@@ -57,11 +57,11 @@ def _problem(path: Path | str, field: str, message: str) -> Problem:
     return Problem(str(path), None, None, field, message)
 
 
-def _refuse(problems: list[Problem], path: Path) -> None:
+def _refuse(problems: list[Problem], path: Path, hints: list[Problem] | None = None) -> None:
     if len(problems) > MAX_LISTED:
         more = len(problems) - MAX_LISTED
         problems = [*problems[:MAX_LISTED], _problem(path, "", f"... and {more} more mismatches")]
-    raise CheckpointError(problems)
+    raise CheckpointError([*problems, *(hints or [])])
 
 
 def expected_tensors(network: Network) -> dict[str, tuple[str, str, tuple[int, ...]]]:
@@ -147,8 +147,24 @@ def check_state(state: dict[str, Any], network: Network, path: Path) -> Weights:
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         problems.append(_problem(path, checkpoint_files.shown(key), f"not in the spec '{network.name}'{hint}"))
     if problems:
-        _refuse(problems, path)
+        _refuse(problems, path, _classifier_hint(state, network, path))
     return weights
+
+
+def _classifier_hint(state: dict[str, Any], network: Network, path: Path) -> list[Problem]:
+    """Where only the classifier's class count differs (a 1000-class checkpoint, a 10-class spec), what
+    to do about it, as timm's fine-tuning recipe does it."""
+    classifier = next((x for x in network.head if isinstance(x, Linear)), None)
+    key = f"{classifier.name}.weight" if classifier is not None else ""
+    have = tuple(getattr(state.get(key), "shape", ()))
+    if classifier is None or len(have) != 2 or have[1] != classifier.in_features or have[0] == classifier.out_features:
+        return []
+    message = (
+        f"the checkpoint's classifier has {have[0]} classes, the spec {classifier.out_features}: load it with "
+        f"--set head.classes={have[0]} and then replace the classifier (model.reset_classifier("
+        f"{classifier.out_features})), or remove {classifier.name}.* from the checkpoint"
+    )
+    return [_problem(path, classifier.name, message)]
 
 
 def flatten(weights: Weights, network: Network) -> dict[str, Any]:

@@ -148,3 +148,13 @@ def test_features_diagram_labels_outputs_with_their_indices(tmp_path: Path) -> N
     invoke(["graph", "resnet50", "-o", out, "--set", "head={type: features, out_indices: [1, 2, 3, 4]}"])
     text = out.read_text()
     assert "output 0 (out_indices: 1)" in text and "output 3 (out_indices: 4)" in text
+
+
+def test_a_checkpoint_of_another_class_count_says_what_to_do(tmp_path: Path) -> None:
+    from tests.helpers import random_resnet18_checkpoint
+
+    _, checkpoint = random_resnet18_checkpoint(tmp_path, 32, classes=1000)
+    result = invoke(["build", "resnet18", "--weights", checkpoint, "--set", "head.classes=10", "--input-size", "32"], 2)
+    assert "fc.weight: shape (1000, 512) in the checkpoint" in result.output
+    assert "--set head.classes=1000" in result.output and "reset_classifier(10)" in result.output
+    invoke(["build", "resnet18", "--weights", checkpoint, "--input-size", "32"])  # the advice works
