@@ -158,3 +158,15 @@ def test_a_checkpoint_of_another_class_count_says_what_to_do(tmp_path: Path) -> 
     assert "fc.weight: shape (1000, 512) in the checkpoint" in result.output
     assert "--set head.classes=1000" in result.output and "reset_classifier(10)" in result.output
     invoke(["build", "resnet18", "--weights", checkpoint, "--input-size", "32"])  # the advice works
+
+
+@pytest.mark.parametrize("device", ["mps", "xpu"])
+def test_a_device_this_machine_lacks_is_one_short_line(device: str) -> None:
+    import torch
+
+    if device == "mps" and torch.backends.mps.is_available():  # a Mac: the build runs there
+        invoke(["build", "resnet18", "--device", device, "--input-size", "32"])
+        return
+    result = invoke(["build", "resnet18", "--device", device, "--input-size", "32"], 3)
+    (line,) = result.output.splitlines()
+    assert line.startswith(f"error: --device '{device}'") and len(line) < 200, line

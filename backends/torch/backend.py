@@ -39,11 +39,18 @@ def check_device(device: str | None) -> torch.device | None:
             raise RunError(f"--device {device!r}: no CUDA GPU is visible on this machine; use --device cpu")
         if dev.index is not None and dev.index >= count:
             raise RunError(f"--device {device!r}: this machine has {count} CUDA GPU(s), cuda:0..cuda:{count - 1}")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise RunError(
+            f"--device {device!r}: Apple's Metal (MPS) is not available on this machine (it needs macOS on "
+            "Apple silicon); use --device cpu"
+        )
     elif dev.type != "cpu":
         try:
             torch.empty(0, device=dev)
         except (RuntimeError, AssertionError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = reason.split(". ")[0]  # PyTorch's first sentence; the rest lists its dispatch keys
+            reason = reason if len(reason) <= 160 else reason[:157] + "..."
             raise RunError(f"--device {device!r} is not available on this machine ({reason})") from None
     return dev
 
@@ -203,10 +210,10 @@ class TorchBackend:
         """Shapes after the stem, each stage and the head, on a dummy batch of the IR's input shape."""
         import numpy as np
 
-        x = np.random.default_rng(0).standard_normal((2, *network.input_shape), dtype=np.float32)
         with memory_guard(
             f"running {network.name} on a batch of 2 at {network.input_shape[1]}x{network.input_shape[2]}"
-        ):
+        ):  # the batch too: 2 x 4096 x 2048 x 2048 is 128 GiB of float32
+            x = np.random.default_rng(0).standard_normal((2, *network.input_shape), dtype=np.float32)
             return {k: tuple(v.shape[1:]) for k, v in self.outputs(model, network, x).items()}
 
 
