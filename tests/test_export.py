@@ -275,6 +275,9 @@ def test_bad_checkpoints_are_named_by_file_and_field(tmp_path: Path, reference) 
     assert result.stderr.splitlines() == [
         f"error: {ckpt}: fc.weight: shape (10, 512) in the checkpoint, the spec needs (1000, 512)",
         f"error: {ckpt}: fc.bias: shape (10,) in the checkpoint, the spec needs (1000,)",
+        f"error: {ckpt}: fc: the checkpoint's classifier has 10 classes, the spec 1000: load it with "
+        "--set head.classes=10 and then replace the classifier (model.reset_classifier(1000)), or remove fc.* "
+        "from the checkpoint",
     ]
     result = invoke(["export", "resnet34", "--format", "torchscript", "--weights", ckpt, "-o", out, *SMALL], code=2)
     assert f"error: {ckpt}: layer1.2.conv1.weight: missing from the checkpoint" in result.stderr
