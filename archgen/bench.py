@@ -447,7 +447,7 @@ def bench(network: Network, options: BenchOptions, progress: Progress | None = N
         progress("building", 0, 1)
     size = f"{network.input_shape[1]}x{network.input_shape[2]}"
     what = f"running {network.name} ({options.mode}) on a batch of {options.batch} at {size}"
-    with memory_guard(what):
+    with memory_guard(what):  # an inner guard (the build) passes its own message through
         with _closing(side.prepare(network, options)) as runner:
             found = measure(runner, options.warmup, options.iters, progress)
     return BenchResult(

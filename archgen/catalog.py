@@ -10,8 +10,10 @@ shipped spec of that name unless a file of that name is at hand.
 from __future__ import annotations
 
 import difflib
+import errno
 import os
 import re
+import stat
 from functools import cache
 from pathlib import Path
 
@@ -50,11 +52,24 @@ def shipped(name: str) -> Path | None:
 
 
 def locate(ref: str) -> Path:
-    """What a spec reference names: whatever is at that path (a file, or something the loader then
-    refuses by name), else the shipped spec of that bare name. A bare name that is neither raises
-    LookupError with ``unknown_name``'s message; a missing path is returned for its reader to report."""
+    """What a spec reference names: whatever is at that path, else the shipped spec of that bare name.
+
+    A bare name that is neither raises LookupError with ``unknown_name``'s message; so do a folder and
+    a symbolic link loop, which can never be a spec. Anything else that is there (a FIFO, a dangling
+    link, an unreadable file) is returned for the loader to refuse by name, without opening it, and
+    so is a missing path that is no bare name."""
     path = Path(ref)
-    if os.path.lexists(path) or not is_name(ref):
+    if os.path.lexists(path):
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise LookupError(f"'{ref}' is a symbolic link loop: it never reaches a file") from None
+            return path  # a dangling link, a folder that cannot be searched: the reader says why
+        if stat.S_ISDIR(mode):
+            raise LookupError(f"'{ref}' is a folder, not a spec file")
+        return path
+    if not is_name(ref):
         return path
     found = shipped(ref)
     if found is None:
@@ -62,9 +77,36 @@ def locate(ref: str) -> Path:
     return found
 
 
+def folder(ref: str | Path) -> Path:
+    """A folder of specs (``--specs``), or LookupError saying why it is none: missing, a file, a
+    symbolic link loop, or a path the file system cannot take."""
+    path = Path(ref)
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno == errno.ELOOP:
+            raise LookupError(f"'{ref}' is a symbolic link loop: it never reaches a folder") from None
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise LookupError(f"folder '{ref}' does not exist") from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise LookupError(f"folder '{ref}' cannot be read ({reason})") from None
+    if not stat.S_ISDIR(mode):
+        raise LookupError(f"'{ref}' is a file, not a folder of specs")
+    return path
+
+
+def real(path: Path) -> Path:
+    """``path.resolve()``, but a symbolic link loop is an OSError (ELOOP) like any other unusable path:
+    Python 3.11's resolve raises RuntimeError for it."""
+    try:
+        return path.resolve()
+    except RuntimeError:
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path)) from None
+
+
 def is_shipped(path: Path) -> bool:
     try:
-        return path.resolve().parent == shipped_dir()
+        return real(path).parent == shipped_dir()
     except (OSError, ValueError):
         return False
 
@@ -89,6 +131,6 @@ def source_name(path: Path) -> str:
     if is_shipped(path):
         return f"specs/{path.name}"
     try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
+        return real(path).relative_to(real(Path.cwd())).as_posix()
+    except (OSError, ValueError):
         return path.as_posix()

@@ -919,9 +919,10 @@ def _spec_files(folder: Path) -> list[Path]:
 def _spec_folder(path: Path | None) -> Path:
     if path is None:
         return catalog.shipped_dir()
-    if not path.is_dir():
-        raise click.BadParameter(f"folder '{path}' does not exist", param_hint="'--specs'")
-    return path
+    try:
+        return catalog.folder(path)
+    except LookupError as exc:
+        raise click.BadParameter(exc.args[0], param_hint="'--specs'") from None
 
 
 @main.command(context_settings=CONTEXT)

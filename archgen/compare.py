@@ -17,7 +17,7 @@ from rich.console import JustifyMethod
 from rich.table import Table
 
 from . import registry
-from .errors import OptionError
+from .errors import OptionError, memory_guard
 from .ir import Network, Shape
 from .summary import shape_text
 from .transfer import backend_of, transfer_weights
@@ -189,22 +189,39 @@ def compare(
     if dtype not in TOLERANCE:
         raise ValueError(f"dtype must be one of {', '.join(TOLERANCE)}, not {dtype!r}")
     ref_impl, other_impl = registry.get(reference), registry.get(other)
+    # Every allocation is inside an out-of-memory guard: the builds in the backends' own, the rest
+    # here (the guards do not nest, so a failure is reported once, by what was being done).
     ref_model = ref_impl.build(network, device=device)
-    if weights is None:
-        try:
-            ref_impl.randomize(ref_model, network, seed=seed, gamma=gamma)
-        except NotImplementedError:
-            raise OptionError(f"the {reference} backend cannot draw random weights; use reference='torch'") from None
-    else:
-        ref_impl.set_weights(ref_model, network, weights)
+    doing = _doing("giving random weights to", network, reference, 8) if weights is None else None
+    with memory_guard(doing or _doing("setting the weights of", network, reference)):  # calibrated on batches of 8
+        if weights is None:
+            try:
+                ref_impl.randomize(ref_model, network, seed=seed, gamma=gamma)
+            except NotImplementedError:
+                raise OptionError(
+                    f"the {reference} backend cannot draw random weights; use reference='torch'"
+                ) from None
+        else:
+            ref_impl.set_weights(ref_model, network, weights)
     if dtype != "float32":  # drawn in float32, then the same numbers in the wider type
-        drawn = ref_impl.get_weights(ref_model, network)
+        with memory_guard(_doing("copying the weights of", network, reference)):
+            drawn = ref_impl.get_weights(ref_model, network)
         ref_model = ref_impl.build(network, device=device, dtype=dtype)
-        ref_impl.set_weights(ref_model, network, drawn)
+        with memory_guard(_doing("copying the weights of", network, reference)):
+            ref_impl.set_weights(ref_model, network, drawn)
     other_model = other_impl.build(network, device=device, dtype=dtype)
-    transfer_weights(ref_model, other_model)
-    x = np.random.default_rng(seed + 1).standard_normal((batch, *network.input_shape)).astype(dtype)
-    return compare_models(network, ref_model, other_model, x, dtype, tolerance)
+    with memory_guard(_doing("moving the weights of", network, f"{reference} to {other}")):
+        transfer_weights(ref_model, other_model)
+    with memory_guard(_doing("running", network, f"{reference} and {other}", batch)):
+        x = np.random.default_rng(seed + 1).standard_normal((batch, *network.input_shape)).astype(dtype)
+        return compare_models(network, ref_model, other_model, x, dtype, tolerance)
+
+
+def _doing(what: str, network: Network, where: str, batch: int | None = None) -> str:
+    """What was being done, for an out-of-memory message: 'running resnet50 in torch and keras on a
+    batch of 2 at 224x224'."""
+    size = f"{network.input_shape[1]}x{network.input_shape[2]}"
+    return f"{what} {network.name} in {where}" + (f" on a batch of {batch} at {size}" if batch else "")
 
 
 def compare_fused(
@@ -229,9 +246,11 @@ def compare_fused(
     impl = registry.get(backend)
     if weights is None:
         drawn = impl.build(network, device=device)
-        impl.randomize(drawn, network, seed=seed, gamma=gamma)
-        weights = impl.get_weights(drawn, network)
+        with memory_guard(_doing("giving random weights to", network, backend, 8)):  # calibrated on batches of 8
+            impl.randomize(drawn, network, seed=seed, gamma=gamma)
+            weights = impl.get_weights(drawn, network)
     model = impl.build(network, device=device, dtype=dtype, weights=weights)
     fused = impl.build(network, device=device, dtype=dtype, weights=weights, fuse=True)
-    x = np.random.default_rng(seed + 1).standard_normal((batch, *network.input_shape)).astype(dtype)
-    return compare_models(network, model, fused, x, dtype, tolerance, other_network=fused.archgen_network)
+    with memory_guard(_doing("running", network, f"{backend}, unfused and fused,", batch)):
+        x = np.random.default_rng(seed + 1).standard_normal((batch, *network.input_shape)).astype(dtype)
+        return compare_models(network, model, fused, x, dtype, tolerance, other_network=fused.archgen_network)

@@ -121,6 +121,8 @@ def memory_guard(what: str) -> Iterator[None]:
     """A failed allocation inside becomes a one-line RunError saying what was being done."""
     try:
         yield
+    except RunError:  # an inner guard already said what ran out (no second wrapping)
+        raise
     except Exception as exc:
         if out_of_memory(exc):
             raise RunError(memory_message(what, exc)) from None

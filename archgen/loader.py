@@ -5,14 +5,17 @@ at hand), or a spec's data as a mapping (located as ``<dict>``, without lines).
 Order of application, each step over the previous one:
 1. the parent named by ``extends`` (recursively): a bare name is ``NAME.yaml`` beside
    the file, else the shipped spec of that name; anything else is a path relative to
-   the child file (to the working folder, for a mapping), never outside the folder of
-   the spec being loaded (the shipped folder, once the chain has reached a shipped spec);
+   the child file as it was reached (a link to a file is not followed to find its parents;
+   to the working folder, for a mapping), never, links followed, outside the folder of the
+   spec being loaded as given (the shipped folder, once the chain has reached a shipped spec);
 2. the file's own fields (``merge.py`` rules);
 3. the file's ``tweaks`` (B, C, D), which may not contradict a field written
    in the same file;
 4. the ``overrides`` (``field.path=value``, value parsed as YAML); tweaks an override adds are
    expanded first, then the other overrides are set.
-Errors name file, line and field; all validation errors are reported together.
+Errors name file, line and field; all validation errors are reported together (the first
+MAX_PROBLEMS of them, and a line counting the rest). An override of ``extends`` is refused: the
+chain is read with the file, before overrides apply.
 """
 
 from __future__ import annotations
@@ -78,9 +81,13 @@ def load_data(path: Path) -> tuple[Data, Positions]:
     if found != path:
         path, display = found, _display(found)
     try:
-        root = path.resolve().parent
+        # Parents are found beside the path as given, not beside the target of a link to the file (as
+        # a shell user reads 'extends: base.yaml'), and must lie inside that folder.
+        root = catalog.real(path.parent)
+        catalog.real(path)
     except (OSError, ValueError) as exc:  # a NUL character in the path, a symlink loop
-        raise SpecError(Problem(display, None, None, "", f"cannot read file: {exc}")) from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SpecError(Problem(display, None, None, "", f"cannot read file: {reason}")) from None
     data, positions = _load_file(path, root, display, (), 0)
     if "name" not in data:
         name = path.stem.replace("-", "_")
@@ -107,9 +114,15 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def _load_file(path: Path, root: Path, display: str, chain: tuple[Path, ...], depth: int) -> tuple[Data, Positions]:
-    own, own_pos = read_yaml(path, display)
-    return _load_data(own, own_pos, path.parent, root, display, (*chain, path.resolve()), depth)
+def _load_file(
+    path: Path, root: Path, display: str, chain: tuple[Path, ...], depth: int, real: Path | None = None
+) -> tuple[Data, Positions]:
+    """One file of the chain, as reached (``path``: links not followed, so its parents are looked up
+    beside it); ``real``: its real path, where given the file read (the one checked to lie in the spec
+    folder); ``chain`` holds the real paths of the files loaded so far."""
+    own, own_pos = read_yaml(path if real is None else real, display)
+    real = catalog.real(path) if real is None else real
+    return _load_data(own, own_pos, path.parent, root, display, (*chain, real), depth)
 
 
 def _load_data(
@@ -129,14 +142,18 @@ def _load_data(
         def refuse(message: str) -> SpecError:  # problems of the reference are located at this 'extends'
             return SpecError(Problem(where.file, where.line, where.column, "extends", message))
 
-        parent_path, parent_root, parent_display = _parent(parent_ref, folder, root, display, chain, refuse)
-        if parent_path in chain:
-            cycle = " -> ".join(p.name for p in (*chain, parent_path))
+        parent_path, parent_real, parent_root, parent_display = _parent(
+            parent_ref, folder, root, display, chain, refuse
+        )
+        if parent_real in chain:
+            cycle = " -> ".join(p.name for p in (*chain, parent_real))
             raise refuse(f"'extends' cycle: {cycle}")
         if depth >= MAX_EXTENDS_DEPTH:
             raise refuse(f"more than {MAX_EXTENDS_DEPTH} levels of 'extends'")
         try:
-            parent, parent_positions = _load_file(parent_path, parent_root, parent_display, chain, depth + 1)
+            parent, parent_positions = _load_file(
+                parent_path, parent_root, parent_display, chain, depth + 1, parent_real
+            )
         except SpecError as exc:
             first = exc.problems[0]
             if first.file == parent_display and first.line is None:  # unreadable or too large: no line there
@@ -154,12 +171,14 @@ def _load_data(
 
 def _parent(
     ref: Any, folder: Path, root: Path, display: str, chain: tuple[Path, ...], refuse: Callable[[str], SpecError]
-) -> tuple[Path, Path, str]:
-    """The file an ``extends`` value names, the folder its own parents must stay in, and its display.
+) -> tuple[Path, Path, Path, str]:
+    """The file an ``extends`` value names (as reached, and its real path), the folder its own parents
+    must stay in, and its display.
 
     A bare name (``resnet50d``) is ``resnet50d.yaml`` beside the file if there is one, else the shipped
     spec of that name, whose parents then stay in the shipped folder (shipped specs extend each other
-    by relative path). Anything else is a path relative to the file, inside ``root``.
+    by relative path). Anything else is a path relative to the file as it was reached (``folder``,
+    links not followed), and its real path, links followed, must lie inside ``root``.
     """
     if not isinstance(ref, str) or not ref:
         raise refuse(f"expected a spec name or a relative file path; received {_received(ref)}")
@@ -169,20 +188,21 @@ def _parent(
             shipped = catalog.shipped(ref)
             if shipped is None:
                 raise refuse(catalog.unknown_name(ref))
-            return shipped.resolve(), catalog.shipped_dir(), _display(shipped)
-        path = (folder / written).resolve()
-        if not path.is_relative_to(root):
+            return shipped, catalog.real(shipped), catalog.shipped_dir(), _display(shipped)
+        path = folder / written
+        real = catalog.real(path)
+        if not real.is_relative_to(root):
             raise refuse(f"'{ref}' lies outside the spec folder {root}")
-        if not path.exists():
-            raise refuse(f"parent spec '{ref}' not found{_nearby(written, path, chain)}")
-        if not path.is_file():
+        if not real.exists():
+            raise refuse(f"parent spec '{ref}' not found{_nearby(written, real, chain)}")
+        if not real.is_file():
             raise refuse(f"parent spec '{ref}' is not a regular file")
-    except (OSError, ValueError) as exc:  # a NUL character, a name too long for the file system, ...
+    except (OSError, ValueError) as exc:  # a NUL character, a name too long for the file system, a link loop
         if isinstance(exc, SpecError):
             raise
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise refuse(f"'{printable(_short(ref))}' is not a usable file path ({reason})") from None
-    return path, root, str(Path(display).parent / written)
+    return path, real, root, str(Path(display).parent / written)
 
 
 def _nearby(written: str, missing: Path, chain: tuple[Path, ...]) -> str:
@@ -190,7 +210,7 @@ def _nearby(written: str, missing: Path, chain: tuple[Path, ...]) -> str:
     the way the reference writes them (``parents/valid_resnet50.yaml``)."""
     prefix = written[: written.rfind("/") + 1]
     try:
-        found = [p for p in missing.parent.glob(f"*{catalog.SUFFIX}") if p.is_file() and p.resolve() not in chain]
+        found = [p for p in missing.parent.glob(f"*{catalog.SUFFIX}") if p.is_file() and catalog.real(p) not in chain]
     except OSError:
         return ""
     return catalog.suggest(written, sorted(prefix + p.name for p in found))
@@ -305,6 +325,19 @@ def apply_overrides(data: Data, positions: Positions, overrides: Overrides) -> t
             key, value = parse_override(str(raw))
             items.append((key, value, str(raw)))
     parsed = [(_override_path(key, f"--set {raw}"), value, f"--set {raw}") for key, value, raw in items]
+    for path, value, where in parsed:
+        if path[0] == "extends":  # the chain was read with the file: an override would be kept and ignored
+            raise SpecError(
+                Problem(
+                    where,
+                    None,
+                    None,
+                    dotted(path),
+                    "'extends' cannot be set by an override: the parents are read with the file, before "
+                    "overrides apply; edit 'extends' in the file, or start a spec from that parent with "
+                    f"'archgen new NAME --from {_short(str(value), 40) if isinstance(value, str) else 'PARENT'}'",
+                )
+            )
     # Overrides of tweaks go first, and the tweaks they add are expanded as a file's are: the other
     # overrides then win over them, as a file's fields win over its parents'.
     tweaks = [item for item in parsed if item[0][0] == "tweaks"]
@@ -629,27 +662,82 @@ def _message(err: Any, path: Path_) -> tuple[str, bool]:
     return message.replace("Input should be", "expected"), "received" not in message
 
 
+# At most this many problems are listed; then one line says how many more there are. A screenful: a
+# spec is a few dozen lines, so a hand-written one with every field wrong stays under it, while a
+# generated or mangled file with thousands of unknown keys does not flood the terminal (or a CI log)
+# with lines nobody reads; fixing the first ones and validating again shows the next.
+MAX_PROBLEMS = 50
+
+
 def _problems(exc: ValidationError, data: Data, positions: Positions) -> list[Problem]:
-    problems: list[tuple[Path_, str]] = []
+    """archgen's problems for pydantic's errors: one per mistake, in reading order, at most MAX_PROBLEMS
+    of them and then a line counting the rest.
+
+    Linear in the number of errors (dicts keep the order), and the did-you-mean of an unknown field,
+    the costly part, is worked out only for the fields that are listed or that may explain a missing
+    one: 100,000 unknown keys are refused in seconds."""
+    found: dict[tuple[Path_, str], tuple[Any, ...] | None] = {}  # (path, message) -> an unknown field's loc
     for err in exc.errors(include_url=False):
         path = _data_path(tuple(err["loc"]), data)
+        if err["type"] == "extra_forbidden":  # one problem per unknown key, its message made when needed
+            found.setdefault((path, _UNKNOWN), tuple(err["loc"])[:-1])
+            continue
         message, received = _message(err, path)
         if err["type"] == "union_tag_invalid" and isinstance(_at(data, path), dict):
             path = (*path, "type")
         if received and "input" in err:
             message += f"; received {_received(err['input'])}"
-        if (path, message) not in problems:
-            problems.append((path, message))
-    if any(p[:1] == ("block",) for p, _ in problems):  # one report per mistake, at the top-level block
-        problems = [(p, m) for p, m in problems if not _inherited(p, data)]
+        found[(path, message)] = None
+    if any(p[:1] == ("block",) for p, _ in found):  # one report per mistake, at the top-level block
+        found = {(p, m): loc for (p, m), loc in found.items() if not _inherited(p, data)}
+    messages: dict[Path_, str] = {}  # the unknown fields' messages made so far
+
+    def unknown(path: Path_) -> str:
+        if path not in messages:
+            messages[path] = _unknown_field(str(path[-1]) if path else "", found[(path, _UNKNOWN)] or ())
+        return messages[path]
+
     # 'widht' is unknown and so 'width' is missing: the did-you-mean says both.
-    meant = {(*p[:-1], m.split("did you mean '")[1][:-2]) for p, m in problems if "did you mean '" in m}
-    problems = [(p, m) for p, m in problems if not (m.startswith("required field is missing") and p in meant)]
-    out = []
-    for path, message in problems:
-        pos = positions.find(path) or Pos("<spec>", None, None)
-        out.append(Problem(pos.file, pos.line, pos.column, dotted(path), message))
+    missing = {p for p, m in found if m.startswith("required field is missing") and p}
+    if missing:
+        by_parent: dict[Path_, set[str]] = {}
+        for p in missing:
+            by_parent.setdefault(p[:-1], set()).add(str(p[-1]))
+        meant = set()
+        for p, m in found:  # only an unknown key beside a missing field can name it
+            if m == _UNKNOWN and p and p[:-1] in by_parent:
+                for name in by_parent[p[:-1]]:
+                    if _may_suggest(str(p[-1]), name) and unknown(p).endswith(f"did you mean '{name}'?"):
+                        meant.add((*p[:-1], name))
+        found = {
+            (p, m): loc
+            for (p, m), loc in found.items()
+            if not (m.startswith("required field is missing") and p in meant)
+        }
+    located = []
+    for path, message in found:
+        located.append((positions.find(path) or Pos("<spec>", None, None), path, message))
     # In reading order: file by file (in the order they first come up), by line and column; a
     # problem without a line (an override, a mapping) after those with one.
-    files = list(dict.fromkeys(p.file for p in out))
-    return sorted(out, key=lambda p: (p.line is None, files.index(p.file), p.line or 0, p.column or 0))
+    files = {file: i for i, file in enumerate(dict.fromkeys(pos.file for pos, _, _ in located))}
+    located.sort(key=lambda item: (item[0].line is None, files[item[0].file], item[0].line or 0, item[0].column or 0))
+    out = [
+        Problem(pos.file, pos.line, pos.column, dotted(path), unknown(path) if message == _UNKNOWN else message)
+        for pos, path, message in located[:MAX_PROBLEMS]
+    ]
+    more = len(located) - MAX_PROBLEMS
+    if more > 0:
+        message = f"... and {more:,} more problem{'s' if more > 1 else ''} (the first {MAX_PROBLEMS} are listed)"
+        out.append(Problem(located[MAX_PROBLEMS][0].file, None, None, "", message))
+    return out
+
+
+_UNKNOWN = "unknown field"  # in _problems, an unknown key whose message is not made yet
+
+
+def _may_suggest(key: str, name: str) -> bool:
+    """Whether ``_unknown_field`` could suggest ``name`` for ``key`` (a cheap bound on its two rules)."""
+    if min(len(key), len(name)) >= 3 and (key.startswith(name) or name.startswith(key)):
+        return True
+    matcher = difflib.SequenceMatcher(None, key, name)
+    return matcher.real_quick_ratio() >= 0.6 and matcher.quick_ratio() >= 0.6

@@ -27,7 +27,7 @@ from .ir import Network
 from .merge import replaces
 from .resolve import resolve
 from .spec import Identifier
-from .yamlsource import Path_, parse_yaml
+from .yamlsource import Path_, parse_yaml, reads_back
 
 SCHEMA_FILE = "archgen-spec.schema.json"
 # Set by NAME and --from.
@@ -143,7 +143,17 @@ def _top_level(dumper: yaml.SafeDumper, data: _TopLevel) -> yaml.Node:
     return dumper.represent_mapping("tag:yaml.org,2002:map", data, flow_style=False)
 
 
+def _text(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    """A string quoted where it would not read back as itself (``08``, ``1e5``: PyYAML's dumper knows
+    only YAML 1.1's readings)."""
+    node = dumper.represent_str(data)
+    if not reads_back(data):
+        node.style = "'"
+    return node
+
+
 _Dumper.add_representer(_TopLevel, _top_level)
+_Dumper.add_representer(str, _text)
 
 
 def render(schema: str, data: dict[str, Any]) -> str:

@@ -62,8 +62,9 @@ from .yamlsource import Path_, Pos, Positions
 # Refused from the IR's counts, before any framework allocates anything (docs/refused.md).
 # Both are fixed figures, not this machine's memory, so a spec is valid everywhere or nowhere.
 MAX_PARAMS = 4_000_000_000  # 16 GB of float32 weights
-# Activations of one sample: every layer's output, summed (what a training step keeps for
-# the backward pass); 2**34 elements are 64 GiB in float32. ResNet-RS-420 at 320 px: 377 M.
+# Activations of one sample: the input and every layer's output, summed (what a training step keeps
+# for the backward pass: the first conv's weight gradient needs the input); 2**34 elements are 64 GiB
+# in float32. ResNet-RS-420 at 320 px: 377 M.
 MAX_ACTIVATIONS = 2**34
 
 BlockSpec = BasicBlock | BottleneckBlock | PlainBlock
@@ -87,6 +88,11 @@ class Rules:
     act: str
     conv_bias: str  # never | always | unnormed
     hw: tuple[int, int]
+    channels: int = 3  # of the input
+
+    @property
+    def input_elements(self) -> int:
+        return self.channels * self.hw[0] * self.hw[1]
 
     def bias(self, normed: bool) -> bool:
         """Whether a conv has a bias: always, or only where no norm follows it (keras.applications V2)."""
@@ -460,7 +466,8 @@ def head_layers(spec: Spec, r: Rules, shape: Shape, preact: bool) -> list[Layer]
 def spend(
     totals: tuple[int, int], layers: list[Layer] | tuple[Layer, ...], where: str, field: Path_, r: Rules
 ) -> tuple[int, int]:
-    """(params, activations) after ``layers``; refused as soon as either passes its limit.
+    """(params, activations) after ``layers``; refused as soon as either passes its limit. The
+    activations start from the input's elements (``input_totals``).
 
     Checked block by block, so a network far over a limit is refused after building the few blocks
     that pass it, not all of them.
@@ -472,11 +479,25 @@ def spend(
     if activations > MAX_ACTIVATIONS:
         raise Refused(
             f"{_figure(activations)} activation elements for one {r.size} sample up to {where}, over the limit "
-            f"of {MAX_ACTIVATIONS:,} ({MAX_ACTIVATIONS * 4 >> 30} GiB of float32): "
-            "reduce the input size, depths or widths",
+            f"of {MAX_ACTIVATIONS:,} ({MAX_ACTIVATIONS * 4 >> 30} GiB of float32), the input's "
+            f"{_figure(r.input_elements)} included: reduce the input size, depths or widths",
             ("input", "size"),
         )
     return params, activations
+
+
+def input_totals(r: Rules) -> tuple[int, int]:
+    """The totals ``spend`` starts from: no parameters, and the input's elements, which the backends
+    also allocate (a dummy or random batch) and a training step keeps. An input over the limit on its
+    own is refused at ``input`` (4096 channels of 8192x8192 are 256 G elements, a TiB of float32)."""
+    if r.input_elements > MAX_ACTIVATIONS:
+        raise Refused(
+            f"the input alone, {r.channels}x{r.size}, is {_figure(r.input_elements)} elements for one sample, "
+            f"over the limit of {MAX_ACTIVATIONS:,} activation elements ({MAX_ACTIVATIONS * 4 >> 30} GiB of "
+            "float32): reduce input.size or input.channels",
+            ("input",),
+        )
+    return 0, r.input_elements
 
 
 def _figure(n: int) -> str:
@@ -514,8 +535,8 @@ def _locate(refusal: Refused, positions: Positions | None, size_from: str | None
         if not (positions and positions.exact(path)):
             path = ("block", *path[3:])
     pos = positions.find(path) if positions else None
-    if path == ("input", "size") and size_from:
-        pos = Pos(size_from, None, None)
+    if path in (("input",), ("input", "size")) and size_from:
+        pos = Pos(size_from, None, None)  # the input size given outside the spec made it too large
     return SpecError(
         Problem(
             pos.file if pos else "<spec>",
@@ -574,10 +595,11 @@ def out_indices(spec: Spec, has_stem: bool) -> tuple[int, ...] | None:
 
 
 def _network(spec: Spec, hw: tuple[int, int]) -> Network:
-    r = Rules(NormOptions(spec.norm.eps, spec.norm.momentum), spec.act, spec.conv_bias, hw)
+    r = Rules(NormOptions(spec.norm.eps, spec.norm.momentum), spec.act, spec.conv_bias, hw, spec.input.channels)
     shape: Shape = (spec.input.channels, *hw)
+    totals = input_totals(r)
     stem = stem_layers(spec, r, shape)
-    totals = spend((0, 0), stem, "the stem", ("stem",), r)
+    totals = spend(totals, stem, "the stem", ("stem",), r)
     shape = stem[-1].out_shape if stem else shape
     depths = [s.depth for s in spec.stages]
     rates = drop_rates(depths, spec.drop_path.rate, spec.drop_path.schedule)

@@ -4,8 +4,11 @@ Only plain data is built (SafeLoader tags). Anchors and aliases are refused
 outright (they are the vector of "billion laughs" and ``extends`` covers
 reuse), as are explicit tags (``!!python/...``, ``!!binary``), merge keys,
 duplicate keys, non-string keys, deep nesting, large files, anything but a
-regular file, and control characters. Every refusal names the line when the
-input has one.
+regular file, and control characters. So are the plain scalars that YAML 1.1
+(PyYAML) and YAML 1.2 (YAML editors) read differently: octal ``010``, base-60
+``1:30``, ``1_000``, ``0b101``, ``yes``/``no``/``on``/``off``, leading zeros,
+and hexadecimal; a plain ``1e-5`` or ``-.5`` is the number YAML 1.2 makes it.
+Every refusal names the line when the input has one.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -112,16 +115,20 @@ def _line_of(text: str, offset: int) -> tuple[int, int]:
     return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
-def _check_events(text: str, display: str) -> None:
-    """One streaming pass that refuses what must never be composed: aliases, tags, deep nesting.
+class _Checker:
+    """Refuses, event by event, what must never be composed: aliases, tags, deep nesting.
 
-    It runs before composition, so an alias bomb or a 100,000-deep flow list costs a few
-    events, not memory or recursion. It follows the field path of every node so that the
-    refusal names the field.
+    It sees every event as the composer takes it, before the node is built, so an alias bomb or a
+    100,000-deep flow list costs a few events, not memory or recursion. It follows the field path
+    of every node so that the refusal names the field.
     """
-    frames: list[list[Any]] = []  # per open collection: [is_mapping, reading_a_key, key, index]
 
-    def field_path() -> str:
+    def __init__(self, display: str) -> None:
+        self.display = display
+        self.frames: list[list[Any]] = []  # per open collection: [is_mapping, reading_a_key, key, index]
+
+    def field_path(self) -> str:
+        frames = self.frames
         parts = [f[2] if f[0] else f[3] for f in frames[:-1]]
         if frames and not frames[-1][0]:
             parts.append(frames[-1][3])
@@ -129,7 +136,8 @@ def _check_events(text: str, display: str) -> None:
             parts.append(frames[-1][2])
         return ".".join(map(str, parts))
 
-    def ended(value: Any) -> None:  # a node is complete: move its parent on
+    def ended(self, value: Any) -> None:  # a node is complete: move its parent on
+        frames = self.frames
         if frames and frames[-1][0]:
             if frames[-1][1]:
                 frames[-1][2] = value
@@ -137,24 +145,47 @@ def _check_events(text: str, display: str) -> None:
         elif frames:
             frames[-1][3] += 1
 
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+    def see(self, event: yaml.Event) -> None:
         if isinstance(event, yaml.NodeEvent):
             if isinstance(event, yaml.AliasEvent) or event.anchor:
                 raise _fail(
-                    display, event.start_mark, "YAML anchors and aliases are not allowed; use 'extends'", field_path()
+                    self.display,
+                    event.start_mark,
+                    "YAML anchors and aliases are not allowed; use 'extends'",
+                    self.field_path(),
                 )
             tag = getattr(event, "tag", None)
             if tag is not None:
-                raise _fail(display, event.start_mark, f"YAML tags are not allowed (found '{tag}')", field_path())
+                raise _fail(
+                    self.display, event.start_mark, f"YAML tags are not allowed (found '{tag}')", self.field_path()
+                )
         if isinstance(event, yaml.CollectionStartEvent):
-            if len(frames) >= MAX_DEPTH:
-                raise _fail(display, event.start_mark, f"nesting deeper than {MAX_DEPTH} levels", field_path())
-            frames.append([isinstance(event, yaml.MappingStartEvent), True, None, 0])
+            if len(self.frames) >= MAX_DEPTH:
+                raise _fail(
+                    self.display, event.start_mark, f"nesting deeper than {MAX_DEPTH} levels", self.field_path()
+                )
+            self.frames.append([isinstance(event, yaml.MappingStartEvent), True, None, 0])
         elif isinstance(event, yaml.CollectionEndEvent):
-            frames.pop()
-            ended("?")
+            self.frames.pop()
+            self.ended("?")
         elif isinstance(event, yaml.ScalarEvent):
-            ended(event.value)
+            self.ended(event.value)
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe composer, one pass: every event is checked (``_Checker``) as it is taken.
+
+    One pass of PyYAML's pure-Python parser costs about 10 seconds a megabyte of short keys on a
+    slow machine, so the check does not parse the text a second time."""
+
+    def __init__(self, text: str, display: str) -> None:
+        super().__init__(text)
+        self.checker = _Checker(display)
+
+    def get_event(self) -> Any:
+        event = super().get_event()  # type: ignore[no-untyped-call]  # untyped in PyYAML's stubs
+        self.checker.see(event)
+        return event
 
 
 def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
@@ -170,9 +201,10 @@ def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
 
 
 def parse_yaml(text: str, display: str) -> tuple[Any, dict[Path_, Pos]]:
+    loader = None
     try:
-        _check_events(text, display)
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        loader = _Loader(text, display)  # refuses a control character at once
+        node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise _fail(display, mark, f"YAML syntax error: {_syntax_message(exc)}") from None
@@ -182,8 +214,11 @@ def parse_yaml(text: str, display: str) -> tuple[Any, dict[Path_, Pos]]:
         raise SpecError(Problem(display, line, column, "", message)) from None
     except yaml.YAMLError as exc:
         raise SpecError(Problem(display, None, None, "", f"YAML error: {' '.join(str(exc).split())}")) from None
-    except RecursionError:  # unreachable after _check_events; kept so no input can give a traceback
+    except RecursionError:  # unreachable with _Checker's depth limit; kept so no input can give a traceback
         raise SpecError(Problem(display, None, None, "", "nesting is too deep")) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     if node is None:
         raise SpecError(Problem(display, 1, 1, "", "the file is empty; a spec is a YAML mapping"))
     positions: dict[Path_, Pos] = {}
@@ -196,9 +231,79 @@ def parse_yaml(text: str, display: str) -> tuple[Any, dict[Path_, Pos]]:
 
 
 _constructor = yaml.SafeLoader("")
-# PyYAML (YAML 1.1) reads a float only with a dot and a signed exponent: a plain `1e-5`, `-2E3` or
-# `1.0e5` would be the string '1e-5'. YAML 1.2 (and every YAML editor) reads them as numbers.
-_EXPONENT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+")
+# PyYAML (YAML 1.1) reads a float only with a dot and a signed exponent, and a leading dot only
+# unsigned: a plain `1e-5`, `-2E3`, `1.0e5` or `-.5` would be the string '1e-5'. YAML 1.2 (and every
+# YAML editor) reads them as numbers, and so does archgen.
+_FLOAT_12 = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*|[0-9]+(?=[eE]))(?:[eE][-+]?[0-9]+)?")
+# What YAML 1.2's core schema reads as an integer or a boolean; PyYAML's YAML 1.1 also reads octal
+# (010), binary (0b101), hexadecimal (0x1F), base-60 (1:30), '_' separators (1_000), yes/no/on/off.
+_INT_12 = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
+_LEADING_ZERO = re.compile(r"[-+]?0[0-9]+")  # 08, 09: text to YAML 1.1, 8 and 9 to YAML 1.2
+_OCTAL_12 = re.compile(r"[-+]?0o[0-7]+")  # YAML 1.2's octal, text to YAML 1.1
+_BOOL_12 = {"true", "True", "TRUE", "false", "False", "FALSE"}
+_INT, _FLOAT, _BOOL, _STR = (f"tag:yaml.org,2002:{t}" for t in ("int", "float", "bool", "str"))
+
+
+def _decimal(text: str) -> str | None:
+    """A number as it should be written, if it is short enough to quote in a message."""
+    return text if len(text) <= 24 else None
+
+
+def _ambiguous(node: yaml.ScalarNode) -> str | None:
+    """Why a plain scalar is refused, or None: a form that YAML 1.1 (PyYAML, this reader) and YAML 1.2
+    (YAML editors, most other YAML libraries) read differently (``010``: 8 or 10; ``yes``: true or
+    text), or an integer in a base other than 10 (``0x1F``). A spec's numbers are counts and sizes:
+    one way to write them, and the same value to every reader."""
+    if node.style is not None:  # quoted, or a block scalar: text to both
+        return None
+    text = node.value
+    this = f"'{text}'" if len(text) <= 40 else f"'{text[:37]}...'"
+    as_text = "which YAML 1.2 reads as text"
+    if node.tag == _BOOL:
+        if text in _BOOL_12:
+            return None
+        word = "true" if text.lower() in ("yes", "on") else "false"
+        return f"{this} is a YAML 1.1 boolean ({word}), {as_text}: write {word}, or quote it for text"
+    if node.tag == _STR:
+        if _LEADING_ZERO.fullmatch(text):
+            value = _decimal(str(int(text))) if len(text) <= 24 else None
+            return (
+                f"{this} has a leading zero, which makes it text to YAML 1.1 and {value or 'a number'} to YAML 1.2: "
+                f"write {value or 'it without the leading zero'}, or quote it for text"
+            )
+        if _OCTAL_12.fullmatch(text):
+            value = _decimal(str(int(text.replace("0o", "", 1), 8)))
+            shown = f" ({value})" if value else ""
+            return f"{this} is a YAML 1.2 octal number{shown}, which YAML 1.1 reads as text: write it in decimal"
+        return None
+    if node.tag == _INT:
+        if _INT_12.fullmatch(text):
+            return None
+    elif node.tag != _FLOAT or not ("_" in text or ":" in text):
+        return None
+    try:
+        value = _decimal(str(_constructor.construct_object(node, deep=True)))
+    except (ValueError, OverflowError, yaml.YAMLError):  # over 4300 digits: no value to suggest
+        value = None
+    shown = f" ({value})" if value else ""
+    write = f"write {value}" if value else "write it in decimal"
+    digits = text.lstrip("+-")
+    if ":" in text:
+        return f"{this} is a YAML 1.1 base-60 number{shown}, {as_text}: {write}, or quote it for text"
+    if digits.startswith("0b"):
+        return f"{this} is a YAML 1.1 binary number{shown}, {as_text}: {write}"
+    if digits.startswith("0x"):
+        return f"{this} is a hexadecimal number{shown}: write it in decimal" + (f", {value}" if value else "")
+    if node.tag == _INT and digits.startswith("0"):
+        if "_" in text:
+            return f"{this} is a YAML 1.1 octal number{shown}, {as_text}: {write}"
+        decimal = str(int(text)) if len(text) <= 24 else None  # YAML 1.2 reads the digits in base 10
+        choices = f"write {value} or {decimal}" if value and decimal and value != decimal else write
+        return f"{this} is a YAML 1.1 octal number{shown}, which YAML 1.2 reads as {decimal or 'a decimal'}: {choices}"
+    if "_" not in text:  # unreachable: every other form of PyYAML's int and float has '_' or ':'
+        return None
+    write = f"write {value}" if value else "write it without '_'"
+    return f"{this} is a YAML 1.1 number with '_' separators{shown}, {as_text}: {write}"
 
 
 def _scalar(node: yaml.Node) -> bool:
@@ -235,6 +340,15 @@ def _build(node: yaml.Node, path: Path_, display: str, positions: dict[Path_, Po
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), display, positions, depth + 1) for i, item in enumerate(node.value)]
+    node = cast(yaml.ScalarNode, node)  # a composed node is a mapping, a sequence or a scalar
+    refusal = _ambiguous(node)
+    if refusal is not None:
+        raise _fail(display, node.start_mark, refusal, ".".join(map(str, path)))
+    if node.tag == _STR:  # most scalars: what SafeConstructor would build, without its bookkeeping
+        value: Any = node.value
+        if node.style is None and _FLOAT_12.fullmatch(value):
+            return float(value)  # a plain 1e-5 is a number, as YAML 1.2 reads it
+        return value
     try:
         value = _constructor.construct_object(node, deep=True)
     except (ValueError, OverflowError) as exc:  # an integer of over 4300 digits, a 30 February
@@ -244,9 +358,18 @@ def _build(node: yaml.Node, path: Path_, display: str, positions: dict[Path_, Po
     except yaml.YAMLError as exc:
         message = exc.problem if isinstance(exc, yaml.MarkedYAMLError) and exc.problem else str(exc)
         raise _fail(display, node.start_mark, f"bad value: {message}", ".".join(map(str, path))) from None
-    if getattr(node, "style", None) is None and isinstance(value, str) and _EXPONENT.fullmatch(value):
-        return float(value)  # a plain 1e-5 is a number, as YAML 1.2 reads it
     return value
+
+
+def reads_back(text: str) -> bool:
+    """Whether ``text`` written as a plain (unquoted) scalar is read back as this very string: not as a
+    number (``08``, ``1e5``), a boolean, null, nor refused (``0o17``). A writer of specs quotes the
+    strings for which it is not (PyYAML's dumper only knows YAML 1.1's own readings)."""
+    try:
+        data, _ = parse_yaml(f"v: {text}", "<text>")
+    except SpecError:
+        return False
+    return bool(data == {"v": text})
 
 
 def plain_data(value: Any, display: str, path: Path_ = ()) -> tuple[Any, dict[Path_, Pos]]:

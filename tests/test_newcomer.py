@@ -170,3 +170,12 @@ def test_a_device_this_machine_lacks_is_one_short_line(device: str) -> None:
     result = invoke(["build", "resnet18", "--device", device, "--input-size", "32"], 3)
     (line,) = result.output.splitlines()
     assert line.startswith(f"error: --device '{device}'") and len(line) < 200, line
+
+
+@pytest.mark.parametrize("text", ["08", "1e5", "yes", "0x1F"])
+def test_new_quotes_strings_that_would_not_read_back(tmp_path: Path, text: str) -> None:
+    out = tmp_path / "n.yaml"
+    invoke(["new", "n", "--from", "resnet18", "--set", f"description='{text}'", "-o", out])
+    assert f"description: '{text}'" in out.read_text()
+    spec, _ = archgen.compile_spec(out)
+    assert spec.description == text

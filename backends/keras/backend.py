@@ -225,8 +225,9 @@ class KerasBackend:
         """Shapes (channels-first, as the IR's) after the stem, each stage and the head."""
         import numpy as np
 
-        x = np.random.default_rng(0).standard_normal((2, *network.input_shape), dtype=np.float32)
-        with self.device_scope(device), memory_guard(f"running {network.name} on a batch of 2"):
+        size = f"{network.input_shape[1]}x{network.input_shape[2]}"
+        with self.device_scope(device), memory_guard(f"running {network.name} on a batch of 2 at {size}"):
+            x = np.random.default_rng(0).standard_normal((2, *network.input_shape), dtype=np.float32)
             return {k: tuple(v.shape[1:]) for k, v in self.outputs(model, network, x).items()}
 
     def weights_file_layout(self, model: Any, network: Network) -> list[tuple[str, tuple[int, ...], str]]:
