@@ -476,26 +476,34 @@ def _make_stage(parent: Path) -> Path:
     raise FileExistsError(errno.EEXIST, "no free temporary name", str(parent))
 
 
-def replace_tree_atomic(
-    write: Callable[[Path], None], output: Path, check: Callable[[Path], None] | None = None
-) -> None:
-    """``write`` a folder (a SavedModel) staged beside ``output``, ``check`` it, then swap it into place."""
+@contextlib.contextmanager
+def _folder_swap(output: Path) -> Iterator[tuple[Path, Path]]:
+    """(the real folder of ``output``, a staging folder beside it): the body fills the staging folder,
+    which then takes the folder's mode and is swapped into place; on any error it is removed."""
     real = _real_folder(output)
     stage = _make_stage(real.parent)
     try:
-        stage.rmdir()  # writers want to create the folder themselves
-        with _framework_errors(output):
-            write(stage)
-        if check:
-            check(stage)
-        mode = real.stat().st_mode & 0o7777 if real.exists() else 0o777 & ~_umask()
-        os.chmod(stage, mode)
+        yield real, stage
+        os.chmod(stage, real.stat().st_mode & 0o7777 if real.exists() else 0o777 & ~_umask())
+        _fsync_folder(stage)
         _swap_in(stage, real)
         _fsync_folder(real.parent)
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, exc.filename or str(output)) from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def replace_tree_atomic(
+    write: Callable[[Path], None], output: Path, check: Callable[[Path], None] | None = None
+) -> None:
+    """``write`` a folder (a SavedModel) staged beside ``output``, ``check`` it, then swap it into place."""
+    with _folder_swap(output) as (_, stage):
+        stage.rmdir()  # writers want to create the folder themselves
+        with _framework_errors(output):
+            write(stage)
+        if check:
+            check(stage)
 
 
 def _link_or_copy(source: str, destination: str) -> None:
@@ -508,35 +516,21 @@ def _link_or_copy(source: str, destination: str) -> None:
 def write_folder_files(folder: Path, files: Mapping[str, bytes]) -> None:
     """Write ``files`` (names in ``folder`` -> bytes) all or nothing: the folder is staged beside itself
     (every other entry kept, by hard link where the filesystem allows) and swapped in at once."""
-    real = _real_folder(folder)
-    stage = _make_stage(real.parent)
-    try:
-        if real.exists():
-            os.chmod(stage, real.stat().st_mode & 0o7777)
-            for entry in os.scandir(real):
-                if entry.name in files or is_temporary(entry.name):
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.copytree(entry.path, stage / entry.name, symlinks=True, copy_function=_link_or_copy)
-                else:
-                    _link_or_copy(entry.path, str(stage / entry.name))
-        else:
-            os.chmod(stage, 0o777 & ~_umask())
-        mode = _mode_for_new()
+    with _folder_swap(folder) as (real, stage):
+        for entry in os.scandir(real) if real.exists() else ():
+            if entry.name in files or is_temporary(entry.name):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.copytree(entry.path, stage / entry.name, symlinks=True, copy_function=_link_or_copy)
+            else:
+                _link_or_copy(entry.path, str(stage / entry.name))
         for name, data in files.items():
             old = real / name
-            target_mode = old.stat().st_mode & 0o7777 if old.is_file() else mode
+            mode = old.stat().st_mode & 0o7777 if old.is_file() else _mode_for_new()
             fd = os.open(stage / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             try:
                 _copy(data, fd)
-                os.fchmod(fd, target_mode)
+                os.fchmod(fd, mode)
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        _fsync_folder(stage)
-        _swap_in(stage, real)
-        _fsync_folder(real.parent)
-    except OSError as exc:
-        raise OSError(exc.errno, exc.strerror, exc.filename or str(folder)) from None
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
