@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import CheckpointError, MissingFramework, OptionError, Problem, RunError, SpecError
 from .ir import Network
-from .loader import Overrides, load_spec, load_spec_with_positions, parse_override
+from .loader import Override, Overrides, load_spec, load_spec_with_positions
 from .resolve import resolve
 from .spec import Spec
 from .transfer import transfer_weights
@@ -106,8 +106,9 @@ def build(
     it, channels_last, in eval mode; ``model.archgen_network`` is its IR (``archgen.fuse``).
     """
     if fields:
-        extra = {TIMM_KWARGS.get(k, k.replace("__", ".")): v for k, v in fields.items()}
-        overrides = {**_as_mapping(overrides), **extra}
+        # Each named as it was written (head__classes=10), in problems; set after ``overrides``.
+        extra = [Override.keyword(k, TIMM_KWARGS.get(k, k.replace("__", ".")), v) for k, v in fields.items()]
+        overrides = [*_as_list(overrides), *extra]
     if out_indices is not None and not features_only:
         raise TypeError("out_indices applies to a features model: pass features_only=True too")
     if not features_only:
@@ -161,9 +162,10 @@ def _features_network(
     return resolve(spec.model_copy(update={"head": head}), positions, input_size)
 
 
-def _as_mapping(overrides: Overrides) -> dict[str, Any]:
+def _as_list(overrides: Overrides) -> list[str | Override]:
+    """Overrides of any form as a list of '--set' strings and Overrides, each named as it was written."""
     if not overrides:
-        return {}
-    if isinstance(overrides, dict):
-        return dict(overrides)
-    return dict(parse_override(item) for item in overrides)
+        return []
+    if isinstance(overrides, Mapping):
+        return [Override.item(k, v) for k, v in overrides.items()]
+    return list(overrides)

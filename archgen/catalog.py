@@ -4,7 +4,13 @@ In a source checkout they are the repository's ``specs/`` folder; in an
 installed wheel they are package data (``archgen/specs/``, mapped onto the
 same folder by ``pyproject.toml``). A bare name such as ``resnet50d`` (on the
 command line, in ``archgen.build``, or as ``extends: resnet50d``) means the
-shipped spec of that name unless a file of that name is at hand.
+shipped spec of that name unless a file of that name is at hand;
+``archgen:resnet50d`` always means the shipped one.
+
+A user's specs live in a project: the nearest folder above a spec (its own
+included) that holds one of ``MARKERS`` (``.archgen``, ``.git``,
+``pyproject.toml``), else the spec's own folder. ``extends`` by path reaches
+any spec inside that root and nothing outside it (``loader.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +25,13 @@ from pathlib import Path
 
 SUFFIX = ".yaml"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+# 'archgen:resnet50d': the shipped spec of that name, whatever files are at hand.
+SHIPPED_PREFIX = "archgen:"
+# What marks the root of a project of specs, in the order they are named in messages: an empty
+# '.archgen' file (for a folder that is no repository), a git repository (a '.git' folder, or the
+# '.git' file of a worktree or submodule), a Python project.
+MARKER = ".archgen"
+MARKERS = (MARKER, ".git", "pyproject.toml")
 
 
 @cache
@@ -51,13 +64,26 @@ def shipped(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def locate(ref: str) -> Path:
-    """What a spec reference names: whatever is at that path, else the shipped spec of that bare name.
+def shipped_ref(ref: str) -> str | None:
+    """The name in ``archgen:NAME`` (the shipped spec of that name), or None for any other reference."""
+    return ref[len(SHIPPED_PREFIX) :] if ref.startswith(SHIPPED_PREFIX) else None
 
-    A bare name that is neither raises LookupError with ``unknown_name``'s message; so do a folder and
-    a symbolic link loop, which can never be a spec. Anything else that is there (a FIFO, a dangling
-    link, an unreadable file) is returned for the loader to refuse by name, without opening it, and
-    so is a missing path that is no bare name."""
+
+def locate(ref: str) -> Path:
+    """What a spec reference names: ``archgen:NAME``, the shipped spec of that name; else whatever is at
+    that path, else the shipped spec of that bare name.
+
+    A name that is none of these raises LookupError with ``unknown_name``'s message; so do a folder and
+    a symbolic link loop, which can never be a spec, and a missing path whose file name is a shipped
+    spec's (``specs/resnet50.yaml`` outside the checkout: the message names the spec). Anything else
+    that is there (a FIFO, a dangling link, an unreadable file) is returned for the loader to refuse by
+    name, without opening it, and so is any other missing path."""
+    name = shipped_ref(ref)
+    if name is not None:
+        found = shipped(name)
+        if found is None:
+            raise LookupError(unknown_shipped(name))
+        return found
     path = Path(ref)
     if os.path.lexists(path):
         try:
@@ -70,11 +96,38 @@ def locate(ref: str) -> Path:
             raise LookupError(f"'{ref}' is a folder, not a spec file")
         return path
     if not is_name(ref):
+        same = same_name(path.stem) if path.suffix == SUFFIX else None
+        if same is not None:
+            raise LookupError(
+                f"file '{ref}' does not exist; did you mean the shipped spec '{same}'? (a shipped spec is "
+                f"found by its name from any folder: {same})"
+            )
         return path
     found = shipped(ref)
     if found is None:
         raise LookupError(unknown_name(ref))
     return found
+
+
+def same_name(stem: str) -> str | None:
+    """The shipped spec whose name is ``stem``, letter case aside (``RESNET50``, ``ResNet50``)."""
+    folded = stem.casefold()
+    return next((n for n in shipped_names() if n.casefold() == folded), None)
+
+
+def project_root(folder: Path) -> tuple[Path, str | None]:
+    """The root of the project a spec in ``folder`` belongs to (real path): the nearest folder, from
+    ``folder`` up, that holds one of ``MARKERS``, with the marker found; else ``folder`` itself, and
+    None. Raises OSError (a symbolic link loop) or ValueError (a NUL character) as ``real`` does."""
+    start = real(folder)
+    for candidate in (start, *start.parents):
+        for marker in MARKERS:
+            try:
+                if os.path.lexists(candidate / marker):
+                    return candidate, marker
+            except OSError:  # a folder above that cannot be searched: no marker seen there
+                continue
+    return start, None
 
 
 def folder(ref: str | Path) -> Path:
@@ -112,15 +165,28 @@ def is_shipped(path: Path) -> bool:
 
 
 def suggest(name: str, candidates: list[str]) -> str:
-    """'; did you mean 'x'?' for the closest candidate, or nothing."""
-    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    """'; did you mean 'x'?' for the candidate equal to ``name`` but for letter case, else the closest
+    one, letter case aside (``RESNET50``: ``resnet50``), or nothing."""
+    folded = {c.casefold(): c for c in reversed(candidates)}  # the first of candidates equal but for case
+    same = folded.get(name.casefold())
+    if same is None:
+        close = difflib.get_close_matches(name.casefold(), list(folded), n=1, cutoff=0.6)
+        same = folded[close[0]] if close else None
+    return f"; did you mean '{same}'?" if same is not None else ""
 
 
 def unknown_name(name: str) -> str:
     """The message for a name that is neither a file at hand nor a shipped spec."""
     return (
         f"no spec file '{name}' here and no shipped spec of that name{suggest(name, shipped_names())} "
+        "('archgen list' shows the shipped specs)"
+    )
+
+
+def unknown_shipped(name: str) -> str:
+    """The message for ``archgen:NAME`` where no shipped spec has that name."""
+    return (
+        f"no shipped spec '{name}' (archgen:NAME names a spec shipped with archgen){suggest(name, shipped_names())} "
         "('archgen list' shows the shipped specs)"
     )
 

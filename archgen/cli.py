@@ -1112,9 +1112,10 @@ def diff_command(spec_a: Path, spec_b: Path, input_size: int | None, as_json: bo
 def new_command(name: str, base: Path, overrides: tuple[str, ...], output: Path | None) -> None:
     """Write a new spec NAME that extends BASE with the --set overrides, as nested YAML mappings.
 
-    The file starts with the schema line, then 'extends' (a shipped spec by name, a file beside
-    the new one by its file name, another by its path relative to the new file, which must lie in
-    the new file's folder or below it), 'name: NAME' and what the overrides change. It is loaded
+    The file starts with the schema line, then 'extends' (a shipped spec by name, or as
+    archgen:NAME where a file beside the new one has that name; a file beside the new one by its
+    file name; another by its path relative to the new file, inside its project root: the nearest
+    folder above holding .archgen, .git or pyproject.toml), 'name: NAME' and what the overrides change. It is loaded
     and resolved as 'archgen validate' does, and must resolve to BASE's network with the same
     --set, before it is written (atomically). An existing file is never replaced; NAME must be an
     identifier; --set may not change name or extends; an invalid NAME, BASE or override

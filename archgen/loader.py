@@ -4,15 +4,19 @@ The source is a file, the name of a shipped spec (``resnet50d``, when no such fi
 at hand), or a spec's data as a mapping (located as ``<dict>``, without lines).
 Order of application, each step over the previous one:
 1. the parent named by ``extends`` (recursively): a bare name is ``NAME.yaml`` beside
-   the file, else the shipped spec of that name; anything else is a path relative to
-   the child file as it was reached (a link to a file is not followed to find its parents;
-   to the working folder, for a mapping), never, links followed, outside the folder of the
-   spec being loaded as given (the shipped folder, once the chain has reached a shipped spec);
+   the file, else the shipped spec of that name; ``archgen:NAME`` is the shipped spec;
+   anything else is a relative path to a ``.yaml`` file, from the child file as it was
+   reached (a link to a file is not followed to find its parents; from the working folder,
+   for a mapping), never absolute and never, links followed, outside the project root of
+   the spec being loaded as given (``catalog.project_root``: the nearest folder above it
+   holding ``.archgen``, ``.git`` or ``pyproject.toml``, else its own folder; the shipped
+   folder, once the chain has reached a shipped spec);
 2. the file's own fields (``merge.py`` rules);
 3. the file's ``tweaks`` (B, C, D), which may not contradict a field written
-   in the same file;
-4. the ``overrides`` (``field.path=value``, value parsed as YAML); tweaks an override adds are
-   expanded first, then the other overrides are set.
+   in the same file (a contradiction is reported with the file's other problems);
+4. the ``overrides`` (``field.path=value``, value parsed as YAML; or a mapping of field paths to
+   values, or ``Override``s, which name the override as the caller wrote it); tweaks an override
+   adds are expanded first, then the other overrides are set.
 Errors name file, line and field; all validation errors are reported together (the first
 MAX_PROBLEMS of them, and a line counting the rest). An override of ``extends`` is refused: the
 chain is read with the file, before overrides apply.
@@ -25,9 +29,10 @@ import difflib
 import os
 import re
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -36,12 +41,44 @@ from . import spec as spec_models
 from .errors import Problem, SpecError, dotted, printable
 from .merge import merge
 from .spec import Spec, expand_stages
-from .yamlsource import Path_, Pos, Positions, parse_yaml, plain_data, read_yaml
+from .yamlsource import Path_, Pos, Positions, parse_yaml, plain_data, read_yaml, yaml_text
 
 MAX_EXTENDS_DEPTH = 16
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 Data = dict[str, Any]  # spec data as YAML gives it
-Overrides = list[str] | tuple[str, ...] | Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Override:
+    """One override as the caller wrote it: the dotted ``field`` it sets (``head.classes``), the
+    ``value`` (data as YAML would give it), and ``form``, which names it in problems as it was written:
+    ``keyword`` (``archgen.build(..., head__classes=10)``: ``where`` is ``head__classes=10``) or
+    ``mapping`` (``overrides={"head.classes": 10}``). A ``--set`` is a plain ``FIELD=VALUE`` string."""
+
+    field: str
+    value: Any
+    where: str
+    form: Literal["keyword", "mapping"] = "mapping"
+
+    @classmethod
+    def keyword(cls, name: str, field: str, value: Any) -> Override:
+        """``name=value`` as a keyword argument, setting ``field`` (``head__classes`` sets head.classes)."""
+        return cls(field, value, f"{name}={value!r}", "keyword")
+
+    @classmethod
+    def item(cls, key: Any, value: Any) -> Override:
+        """One item of an ``overrides={...}`` mapping."""
+        return cls(str(key), value, f"overrides={{{key!r}: {value!r}}}", "mapping")
+
+    def assign(self, field: str, text: str) -> str:
+        """How this caller sets ``field`` to ``text`` (said in messages: set all of a list)."""
+        if self.form == "keyword":
+            return f"{field.replace('.', '__')}={text}"
+        return f"overrides={{'{field}': {text}}}"
+
+
+# '--set FIELD=VALUE' strings (as the command line gives them), or overrides as the Python API takes them.
+Overrides = Sequence[str | Override] | Mapping[str, Any] | None
 # A spec file, the name of a shipped spec (``resnet50d``), or a spec's data as YAML would give it.
 Source = str | Path | Mapping[str, Any]
 MAPPING_DISPLAY = "<dict>"  # the 'file' of problems in a spec given as a mapping
@@ -56,19 +93,27 @@ def load_spec(source: Source, overrides: Overrides = None) -> Spec:
 
 def load_spec_with_positions(source: Source, overrides: Overrides = None) -> tuple[Spec, Positions]:
     if isinstance(source, Mapping):
-        # Like a file's content; its 'extends' is relative to the working folder, which bounds the chain.
+        # Like a file's content; its 'extends' is relative to the working folder, and the chain stays in
+        # the working folder's project root.
         own, own_pos = plain_data(source, MAPPING_DISPLAY)
         folder = Path.cwd()
-        data, positions = _load_data(own, own_pos, folder, folder.resolve(), MAPPING_DISPLAY, (), 0)
+        conflicts: list[Problem] = []
+        data, positions = _load_data(own, own_pos, folder, _root(folder), MAPPING_DISPLAY, (), 0, conflicts)
         parent = own.get("extends")
         if "name" not in data and isinstance(parent, str):  # no file name to default to: the parent's
-            name = Path(parent).stem.replace("-", "_")
+            name = (catalog.shipped_ref(parent) or Path(parent).stem).replace("-", "_")
             if _IDENTIFIER.fullmatch(name):
                 data["name"] = name
+        _refuse_conflicts(data, positions, conflicts)
     else:
         data, positions = load_data(Path(source))
     data, positions = apply_overrides(data, positions, overrides)
     return validate(data, positions), positions
+
+
+def _root(folder: Path) -> Path:
+    """The project root that the ``extends`` chain of a spec in ``folder`` stays in (``catalog.project_root``)."""
+    return catalog.project_root(folder)[0]
 
 
 def load_data(path: Path) -> tuple[Data, Positions]:
@@ -82,13 +127,15 @@ def load_data(path: Path) -> tuple[Data, Positions]:
         path, display = found, _display(found)
     try:
         # Parents are found beside the path as given, not beside the target of a link to the file (as
-        # a shell user reads 'extends: base.yaml'), and must lie inside that folder.
-        root = catalog.real(path.parent)
+        # a shell user reads 'extends: base.yaml'), and must lie inside its project root (the shipped
+        # folder for a shipped spec).
         catalog.real(path)
+        root = catalog.shipped_dir() if catalog.is_shipped(path) else _root(path.parent)
     except (OSError, ValueError) as exc:  # a NUL character in the path, a symlink loop
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise SpecError(Problem(display, None, None, "", f"cannot read file: {reason}")) from None
-    data, positions = _load_file(path, root, display, (), 0)
+    conflicts: list[Problem] = []
+    data, positions = _load_file(path, root, display, (), 0, conflicts)
     if "name" not in data:
         name = path.stem.replace("-", "_")
         if not _IDENTIFIER.fullmatch(name):
@@ -103,7 +150,28 @@ def load_data(path: Path) -> tuple[Data, Positions]:
                 )
             )
         data["name"] = name
+    _refuse_conflicts(data, positions, conflicts)
     return data, positions
+
+
+def _refuse_conflicts(data: Data, positions: Positions, conflicts: list[Problem]) -> None:
+    """Tweaks that contradict their file are refused together with the spec's other problems (an
+    unknown tweak beside them, a misspelt field), in reading order."""
+    if not conflicts:
+        return
+    problems = list(conflicts)
+    try:
+        validate(data, positions)
+    except SpecError as exc:
+        problems += exc.problems
+    raise SpecError(_reading_order(problems))
+
+
+def _reading_order(problems: list[Problem]) -> list[Problem]:
+    """File by file (in the order they first come up), by line and column; a problem without a line
+    (an override, a mapping, the count of those not listed) after those with one."""
+    files = {file: i for i, file in enumerate(dict.fromkeys(p.file for p in problems))}
+    return sorted(problems, key=lambda p: (p.line is None, files[p.file], p.line or 0, p.column or 0))
 
 
 def _display(path: Path) -> str:
@@ -115,22 +183,36 @@ def _display(path: Path) -> str:
 
 
 def _load_file(
-    path: Path, root: Path, display: str, chain: tuple[Path, ...], depth: int, real: Path | None = None
+    path: Path,
+    root: Path,
+    display: str,
+    chain: tuple[Path, ...],
+    depth: int,
+    conflicts: list[Problem],
+    real: Path | None = None,
 ) -> tuple[Data, Positions]:
     """One file of the chain, as reached (``path``: links not followed, so its parents are looked up
-    beside it); ``real``: its real path, where given the file read (the one checked to lie in the spec
-    folder); ``chain`` holds the real paths of the files loaded so far."""
+    beside it); ``real``: its real path, where given the file read (the one checked to lie in the
+    project root); ``chain`` holds the real paths of the files loaded so far."""
     own, own_pos = read_yaml(path if real is None else real, display)
     real = catalog.real(path) if real is None else real
-    return _load_data(own, own_pos, path.parent, root, display, (*chain, real), depth)
+    return _load_data(own, own_pos, path.parent, root, display, (*chain, real), depth, conflicts)
 
 
 def _load_data(
-    own: Data, own_pos: dict[Path_, Pos], folder: Path, root: Path, display: str, chain: tuple[Path, ...], depth: int
+    own: Data,
+    own_pos: dict[Path_, Pos],
+    folder: Path,
+    root: Path,
+    display: str,
+    chain: tuple[Path, ...],
+    depth: int,
+    conflicts: list[Problem],
 ) -> tuple[Data, Positions]:
     """Lay one file's (or mapping's) fields over its parents. ``folder``: where its ``extends`` is
     looked up; ``root``: the folder every parent must lie in; ``chain``: the files loaded so far,
-    this one included; ``depth``: the ``extends`` followed to reach it."""
+    this one included; ``depth``: the ``extends`` followed to reach it; ``conflicts``: where a tweak
+    contradicting its file is reported (the loading goes on, to report the file's other problems)."""
     own = normalize(own)
     parent_ref = own.pop("extends", None)
     tweaks = own.get("tweaks", [])
@@ -147,12 +229,12 @@ def _load_data(
         )
         if parent_real in chain:
             cycle = " -> ".join(p.name for p in (*chain, parent_real))
-            raise refuse(f"'extends' cycle: {cycle}")
+            raise refuse(f"'extends' cycle: {cycle}{_shadowed(parent_ref, parent_real)}")
         if depth >= MAX_EXTENDS_DEPTH:
             raise refuse(f"more than {MAX_EXTENDS_DEPTH} levels of 'extends'")
         try:
             parent, parent_positions = _load_file(
-                parent_path, parent_root, parent_display, chain, depth + 1, parent_real
+                parent_path, parent_root, parent_display, chain, depth + 1, conflicts, parent_real
             )
         except SpecError as exc:
             first = exc.problems[0]
@@ -165,8 +247,18 @@ def _load_data(
         merged = merge(parent, own)
         positions = parent_positions.over(own_pos)
     if tweaks:
-        merged = apply_tweaks(merged, own, tweaks, own_pos, display)
+        merged = apply_tweaks(merged, own, tweaks, own_pos, display, conflicts)
     return merged, positions
+
+
+def _shadowed(ref: Any, found: Path) -> str:
+    """Why a bare name that closes a cycle did not reach the shipped spec of that name, and how to."""
+    if not (isinstance(ref, str) and catalog.is_name(ref)) or catalog.shipped(ref) is None or catalog.is_shipped(found):
+        return ""
+    return (
+        f"; a bare name means the file of that name beside this one before the shipped spec: write "
+        f"'extends: {catalog.SHIPPED_PREFIX}{ref}' to extend the shipped {ref}"
+    )
 
 
 def _parent(
@@ -175,13 +267,20 @@ def _parent(
     """The file an ``extends`` value names (as reached, and its real path), the folder its own parents
     must stay in, and its display.
 
-    A bare name (``resnet50d``) is ``resnet50d.yaml`` beside the file if there is one, else the shipped
-    spec of that name, whose parents then stay in the shipped folder (shipped specs extend each other
-    by relative path). Anything else is a path relative to the file as it was reached (``folder``,
-    links not followed), and its real path, links followed, must lie inside ``root``.
+    ``archgen:NAME`` is the shipped spec of that name. A bare name (``resnet50d``) is ``resnet50d.yaml``
+    beside the file if there is one, else the shipped spec of that name; a shipped spec's parents then
+    stay in the shipped folder (shipped specs extend each other by relative path). Anything else is a
+    relative path to a ``.yaml`` file from the file as it was reached (``folder``, links not followed),
+    and its real path, links followed, must lie inside ``root`` (the project root).
     """
     if not isinstance(ref, str) or not ref:
         raise refuse(f"expected a spec name or a relative file path; received {_received(ref)}")
+    name = catalog.shipped_ref(ref)
+    if name is not None:
+        shipped = catalog.shipped(name)
+        if shipped is None:
+            raise refuse(catalog.unknown_shipped(printable(_short(name))))
+        return shipped, catalog.real(shipped), catalog.shipped_dir(), _display(shipped)
     written = f"{ref}{catalog.SUFFIX}" if catalog.is_name(ref) else ref
     try:
         if catalog.is_name(ref) and not os.path.lexists(folder / written):
@@ -189,20 +288,45 @@ def _parent(
             if shipped is None:
                 raise refuse(catalog.unknown_name(ref))
             return shipped, catalog.real(shipped), catalog.shipped_dir(), _display(shipped)
+        if os.path.isabs(written):
+            raise refuse(
+                f"'{printable(_short(ref))}' is an absolute path: 'extends' takes a path relative to this file "
+                f"(inside its project root), a spec name, or {catalog.SHIPPED_PREFIX}NAME for a shipped spec"
+            )
         path = folder / written
         real = catalog.real(path)
         if not real.is_relative_to(root):
-            raise refuse(f"'{ref}' lies outside the spec folder {root}")
+            # As written, '..' and all (links in the folder above followed): where the user meant to go.
+            meant = Path(os.path.normpath(catalog.real(folder) / written))
+            raise refuse(_outside(ref, root, through_link=meant.is_relative_to(root)))
         if not real.exists():
             raise refuse(f"parent spec '{ref}' not found{_nearby(written, real, chain)}")
         if not real.is_file():
             raise refuse(f"parent spec '{ref}' is not a regular file")
+        if Path(written).suffix != catalog.SUFFIX:
+            raise refuse(f"parent spec '{ref}' is not a {catalog.SUFFIX} file: 'extends' reads spec files only")
     except (OSError, ValueError) as exc:  # a NUL character, a name too long for the file system, a link loop
         if isinstance(exc, SpecError):
             raise
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise refuse(f"'{printable(_short(ref))}' is not a usable file path ({reason})") from None
     return path, real, root, str(Path(display).parent / written)
+
+
+def _outside(ref: str, root: Path, through_link: bool) -> str:
+    """Why a parent outside the project root is refused, and how to make a folder above reachable."""
+    shown = printable(_short(ref))
+    marker = catalog.project_root(root)[1] if root != catalog.shipped_dir() else None
+    where = f"the project root {root} (it holds {marker})" if marker else f"the spec folder {root}"
+    if through_link:  # a symbolic link inside leads out: no marker would make that right
+        return f"'{shown}' lies outside {where}"
+    if marker:
+        return f"'{shown}' lies outside {where}: 'extends' reaches specs inside it, and shipped specs by name"
+    return (
+        f"'{shown}' lies outside {where}: 'extends' reaches this folder and below it, and shipped specs by name; "
+        f"to reach a folder above, mark your project's root folder with an empty {catalog.MARKER} file (a .git "
+        "or pyproject.toml marks it too)"
+    )
 
 
 def _nearby(written: str, missing: Path, chain: tuple[Path, ...]) -> str:
@@ -212,8 +336,12 @@ def _nearby(written: str, missing: Path, chain: tuple[Path, ...]) -> str:
     try:
         found = [p for p in missing.parent.glob(f"*{catalog.SUFFIX}") if p.is_file() and catalog.real(p) not in chain]
     except OSError:
-        return ""
-    return catalog.suggest(written, sorted(prefix + p.name for p in found))
+        found = []
+    nearby = catalog.suggest(written, sorted(prefix + p.name for p in found))
+    same = catalog.same_name(Path(written).stem) if not nearby and written.endswith(catalog.SUFFIX) else None
+    if same is not None:  # 'specs/resnet50.yaml' outside the checkout
+        return f"; did you mean the shipped spec '{same}' (extends: {same}, or {catalog.SHIPPED_PREFIX}{same})?"
+    return nearby
 
 
 def _short(text: str, limit: int = 80) -> str:
@@ -261,30 +389,43 @@ TWEAKS: dict[str, str] = {
 }
 
 
-def apply_tweaks(merged: Data, own: Data, tweaks: Any, own_pos: dict[Path_, Pos], display: str) -> Data:
-    """Expand the Bag-of-Tricks shorthand, refusing contradictions in the same file."""
+def apply_tweaks(
+    merged: Data,
+    own: Data,
+    tweaks: Any,
+    own_pos: dict[Path_, Pos],
+    display: str,
+    conflicts: list[Problem] | None = None,
+) -> Data:
+    """Expand the Bag-of-Tricks shorthand, refusing contradictions in the same file: each is added to
+    ``conflicts`` (the tweak is then not applied), or raised where that is None."""
     if not isinstance(tweaks, list):
         return merged  # validation reports the type
     merged = dict(merged)
+    written = Positions([own_pos])
 
-    def conflict(tweak: str, path: Path_, wanted: str, found: Any) -> SpecError:
-        pos = own_pos.get(path) or own_pos.get(("tweaks",)) or Pos(display, None, None)
-        return SpecError(
-            Problem(
-                pos.file,
-                pos.line,
-                pos.column,
-                dotted(path),
-                f"tweak {tweak} means {wanted}, but this file sets {dotted(path)}: {found}",
-            )
+    def conflict(tweak: str, path: Path_, wanted: str, found: Any) -> None:
+        pos = written.find(path) if path[:1] in own_pos else None
+        pos = pos or own_pos.get(("tweaks",)) or Pos(display, None, None)
+        shown = found if isinstance(found, str) else yaml_text(found)
+        problem = Problem(
+            pos.file,
+            pos.line,
+            pos.column,
+            dotted(path),
+            f"tweak {tweak} means {wanted}, but this file sets {dotted(path)}: {printable(_short(shown))}",
         )
+        if conflicts is None:
+            raise SpecError(problem)
+        conflicts.append(problem)
 
     own_block: Data = own["block"] if isinstance(own.get("block"), dict) else {}
     for tweak in tweaks:
         if tweak == "B":
             found = own_block.get("stride_at")
             if found not in (None, "3x3"):
-                raise conflict("B", ("block", "stride_at"), "stride_at: 3x3", found)
+                conflict("B", ("block", "stride_at"), "stride_at: 3x3", found)
+                continue
             block = merged.get("block")
             if isinstance(block, dict) and block.get("type") == "bottleneck":
                 merged["block"] = {**block, "stride_at": "3x3"}
@@ -292,10 +433,12 @@ def apply_tweaks(merged: Data, own: Data, tweaks: Any, own_pos: dict[Path_, Pos]
             stem: Any = own.get("stem")
             found = stem.get("type") if isinstance(stem, dict) else stem
             if found not in (None, "deep"):
-                raise conflict("C", ("stem", "type"), "stem.type: deep", found)
+                conflict("C", ("stem", "type"), "stem.type: deep", found)
+                continue
             alien = [k for k in stem if k not in spec_models.DeepStem.model_fields] if isinstance(stem, dict) else []
             if alien:  # e.g. stem: {width: 16}, a classic stem's field that the deep stem would drop
-                raise conflict("C", ("stem", alien[0]), f"stem.type: deep (which has no '{alien[0]}')", stem[alien[0]])
+                conflict("C", ("stem", alien[0]), f"stem.type: deep (which has no '{alien[0]}')", stem[alien[0]])
+                continue
             old = merged.get("stem")
             old = {"type": old} if isinstance(old, str) else (old or {})
             if old.get("type") != "deep":
@@ -305,7 +448,8 @@ def apply_tweaks(merged: Data, own: Data, tweaks: Any, own_pos: dict[Path_, Pos]
             shortcut = own_block.get("shortcut")
             found = shortcut.get("type") if isinstance(shortcut, dict) else shortcut
             if found not in (None, "avgpool"):
-                raise conflict("D", ("block", "shortcut", "type"), "shortcut.type: avgpool", found)
+                conflict("D", ("block", "shortcut", "type"), "shortcut.type: avgpool", found)
+                continue
             block = merged.get("block")
             if isinstance(block, dict) and block.get("type") in ("basic", "bottleneck"):
                 merged["block"] = {**block, "shortcut": {"type": "avgpool"}}
@@ -314,17 +458,23 @@ def apply_tweaks(merged: Data, own: Data, tweaks: Any, own_pos: dict[Path_, Pos]
 
 def apply_overrides(data: Data, positions: Positions, overrides: Overrides) -> tuple[Data, Positions]:
     """Set ``field.path=value`` pairs (value parsed as YAML) on the merged data. Every problem an
-    override causes is located at it: file ``--set FIELD=VALUE``, no line."""
+    override causes is located at it, named as it was written (file ``--set FIELD=VALUE``, or
+    ``head__classes=10`` for a keyword of the Python API, ``overrides={'head.classes': 10}`` for an item
+    of a mapping), no line."""
     if not overrides:
         return data, positions
-    items: list[tuple[str, Any, str]] = []
-    if isinstance(overrides, Mapping):
-        items = [(str(k), v, f"{k}={v!r}") for k, v in overrides.items()]
-    else:
-        for raw in overrides:
+    given = [Override.item(k, v) for k, v in overrides.items()] if isinstance(overrides, Mapping) else overrides
+    parsed: list[tuple[Path_, Any, str]] = []
+    assign: dict[str, Callable[[str, str], str]] = {}  # how each override's caller sets a field, by its 'where'
+    for raw in given:
+        if isinstance(raw, Override):
+            key, value, where = raw.field, raw.value, raw.where
+            assign[where] = raw.assign
+        else:
             key, value = parse_override(str(raw))
-            items.append((key, value, str(raw)))
-    parsed = [(_override_path(key, f"--set {raw}"), value, f"--set {raw}") for key, value, raw in items]
+            where = f"--set {raw}"
+            assign[where] = _set_option
+        parsed.append((_override_path(key, where), value, where))
     for path, value, where in parsed:
         if path[0] == "extends":  # the chain was read with the file: an override would be kept and ignored
             raise SpecError(
@@ -349,7 +499,7 @@ def apply_overrides(data: Data, positions: Positions, overrides: Overrides) -> t
     def set_all(data: Data, chosen: list[tuple[Path_, Any, str]]) -> Data:
         for path, value, where in chosen:
             value, value_pos = plain_data(value, where, path)  # the value's own fields, for Positions.exact
-            data = _set_path(data, path, value, where, layer)
+            data = _set_path(data, path, value, where, layer, assign[where])
             layer.update(value_pos)
         return data
 
@@ -358,6 +508,11 @@ def apply_overrides(data: Data, positions: Positions, overrides: Overrides) -> t
         data = _override_tweaks(data, before, tweaks[-1][2])
     data = set_all(data, others)
     return data, positions.over(layer)
+
+
+def _set_option(field: str, text: str) -> str:
+    """How the command line sets ``field`` to ``text``."""
+    return f"--set '{field}={text}'"
 
 
 def _override_tweaks(data: Data, before: Any, where: str) -> Data:
@@ -405,9 +560,18 @@ def parse_override(raw: str) -> tuple[str, Any]:
     return key.strip(), value["v"]
 
 
-def _set_path(data: Any, path: Path_, value: Any, where: str, layer: dict[Path_, Pos], done: Path_ = ()) -> Any:
+def _set_path(
+    data: Any,
+    path: Path_,
+    value: Any,
+    where: str,
+    layer: dict[Path_, Pos],
+    assign: Callable[[str, str], str] = _set_option,
+    done: Path_ = (),
+) -> Any:
     """``data`` with ``value`` at ``path``; ``done`` is the path walked to reach ``data``. A mapping the
-    override creates on its way is added to ``layer``: what is wrong inside it is the override's doing."""
+    override creates on its way is added to ``layer``: what is wrong inside it is the override's doing.
+    ``assign``: how the override's caller sets a field (said where a list must be set whole)."""
     head, rest = path[0], path[1:]
     name = dotted(done)
 
@@ -432,7 +596,7 @@ def _set_path(data: Any, path: Path_, value: Any, where: str, layer: dict[Path_,
                 f"{name}.{wanted} with N from 0 to {len(data) - 1}; received {head!r}"
             )
         items = list(data)
-        items[head] = _set_path(items[head], rest, value, where, layer, (*done, head)) if rest else value
+        items[head] = _set_path(items[head], rest, value, where, layer, assign, (*done, head)) if rest else value
         return items
     if not isinstance(data, dict):
         raise refuse(f"'{name}' is {_received(data)}, not a mapping: it has no field '{head}'")
@@ -452,10 +616,10 @@ def _set_path(data: Any, path: Path_, value: Any, where: str, layer: dict[Path_,
     if child is None:
         if isinstance(rest[0], int):
             whole = dotted((*done, head))
-            raise refuse(f"'{whole}' is not set, so it has no item {rest[0]}: set all of it (--set '{whole}=[...]')")
+            raise refuse(f"'{whole}' is not set, so it has no item {rest[0]}: set all of it ({assign(whole, '[...]')})")
         child = {}
         layer[(*done, head)] = Pos(where, None, None)
-    out[head] = _set_path(child, rest, value, where, layer, (*done, head))
+    out[head] = _set_path(child, rest, value, where, layer, assign, (*done, head))
     return out
 
 
@@ -601,7 +765,7 @@ def _received(value: Any) -> str:
         return "a list"
     if isinstance(value, datetime.date):  # YAML reads 2024-01-31 as a date
         return f"the date {value.isoformat()} (quote it to make it text)"
-    return _short(repr(value))
+    return _short(yaml_text(value))  # as YAML writes it: true and null, not Python's True and None
 
 
 # archgen's wording for pydantic's error types: what was expected ("; received ..." is added).
@@ -655,7 +819,10 @@ def _message(err: Any, path: Path_) -> tuple[str, bool]:
     if kind == "union_tag_not_found":
         return "'type' is required here", False
     if kind == "union_tag_invalid":
+        given = err["input"].get("type") if isinstance(err.get("input"), dict) else ctx["tag"]
         tag, expected = str(ctx["tag"]), str(ctx["expected_tags"])
+        if not isinstance(given, str):  # type: true, type: 3 (type: null removes the field, in a child)
+            return f"expected {expected}; received {_received(given)}", False
         close = difflib.get_close_matches(tag, [t.strip("'") for t in expected.split(", ")], n=1)
         return f"unknown type {tag!r}; expected {expected}" + (f"; did you mean '{close[0]}'?" if close else ""), False
     message = message.removeprefix("Value error, ")  # our own validators' messages
@@ -683,10 +850,12 @@ def _problems(exc: ValidationError, data: Data, positions: Positions) -> list[Pr
             found.setdefault((path, _UNKNOWN), tuple(err["loc"])[:-1])
             continue
         message, received = _message(err, path)
-        if err["type"] == "union_tag_invalid" and isinstance(_at(data, path), dict):
+        if err["type"] == "union_tag_invalid" and isinstance(_at(data, path), dict | str):  # str: an override's
             path = (*path, "type")
         if received and "input" in err:
             message += f"; received {_received(err['input'])}"
+        if path == ("head", "classes") and err["type"] == "greater_than":  # timm's num_classes=0
+            message += "; for a network without a classifier, write head: features (it returns feature maps)"
         found[(path, message)] = None
     if any(p[:1] == ("block",) for p, _ in found):  # one report per mistake, at the top-level block
         found = {(p, m): loc for (p, m), loc in found.items() if not _inherited(p, data)}
@@ -717,8 +886,7 @@ def _problems(exc: ValidationError, data: Data, positions: Positions) -> list[Pr
     located = []
     for path, message in found:
         located.append((positions.find(path) or Pos("<spec>", None, None), path, message))
-    # In reading order: file by file (in the order they first come up), by line and column; a
-    # problem without a line (an override, a mapping) after those with one.
+    # In reading order (as _reading_order sorts problems).
     files = {file: i for i, file in enumerate(dict.fromkeys(pos.file for pos, _, _ in located))}
     located.sort(key=lambda item: (item[0].line is None, files[item[0].file], item[0].line or 0, item[0].column or 0))
     out = [

@@ -62,26 +62,32 @@ def check_name(name: str) -> None:
 
 def extends_ref(base: Path, output: Path) -> str:
     """How the new file names its parent: a file beside it by its file name (as the shipped specs
-    extend each other), a shipped spec by its name, any other by its path relative to the new file."""
+    extend each other), a shipped spec by its name (``archgen:NAME`` where a file beside the new one
+    has that name), any other by its path relative to the new file, inside its project root (the
+    nearest folder above holding ``.archgen``, ``.git`` or ``pyproject.toml``, else its own folder)."""
     folder, parent = output.parent.resolve(), base.resolve()
     if parent.parent == folder:
         ref = parent.name
     elif catalog.is_shipped(parent):
         beside = folder / f"{parent.stem}{catalog.SUFFIX}"
         if os.path.lexists(beside) or beside == output.resolve():
-            raise OptionError(
-                f"the new spec would write 'extends: {parent.stem}', which names {beside} (a file beside "
-                f"the new spec comes before the shipped spec): write the new spec in another folder"
-            )
+            return f"{catalog.SHIPPED_PREFIX}{parent.stem}"  # the bare name would mean that file
         return parent.stem
-    elif parent.is_relative_to(folder):
-        ref = parent.relative_to(folder).as_posix()
     else:
-        raise OptionError(
-            f"the parent {base} lies outside the new spec's folder {folder}, and 'extends' may only name "
-            "a file in that folder or below it (or a shipped spec by name): write the new spec beside "
-            "its parent or in a folder above it"
-        )
+        root, marker = catalog.project_root(folder)
+        if not parent.is_relative_to(root):
+            where = f"project root {root} (it holds {marker})" if marker else f"new spec's folder {folder}"
+            hint = (
+                ""
+                if marker
+                else f"; an empty {catalog.MARKER} file (or a .git or pyproject.toml) in a folder above both "
+                "makes that folder the project root"
+            )
+            raise OptionError(
+                f"the parent {base} lies outside the {where}, and 'extends' may only name a spec inside it "
+                f"(or a shipped spec by name): write the new spec beside its parent or in a folder above it{hint}"
+            )
+        ref = Path(os.path.relpath(parent, folder)).as_posix()
     return f"./{ref}" if catalog.is_name(ref) else ref  # a bare word would mean NAME.yaml or a shipped spec
 
 

@@ -134,9 +134,15 @@ def scaled_width(width: int, multiplier: float) -> int:
 
 
 def check_size(r: Rules, name: str, hw: tuple[int, int], out: tuple[int, int], what: str, stride: int) -> None:
-    """Refuse a layer whose output would be empty, or whose stride the input cannot honour."""
+    """Refuse a layer whose output would be empty, as PyTorch does ("Output size is too small"): the
+    output size is ``pooled_size``'s, PyTorch's own arithmetic, which Keras' explicit padding and the
+    ceil-mode average pool reproduce. A stride larger than the map is no reason: a 3x3/2 conv padded by
+    1 maps 1x1 to 1x1, in both frameworks.
+
+    Every layer of the language pads by ``kernel // 2`` (a pool's windows start inside the map), so no
+    output is ever empty and any input size from 1 is accepted; the check guards a layer that would not."""
     (h, w), (oh, ow) = hw, out
-    if oh < 1 or ow < 1 or (stride > 1 and min(h, w) < stride):
+    if oh < 1 or ow < 1:
         raise Refused(
             f"{name}: spatial size reaches zero ({h}x{w} input to {what}, stride {stride}); "
             f"the {r.size} input is too small for this network's downsampling",

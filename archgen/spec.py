@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from .merge import merge
+from .yamlsource import yaml_text
 
 # Upper bounds of the integers of the language (docs/refused.md): far beyond any published
 # ResNet, and small enough that every figure derived from them stays a sane number; what a
@@ -79,6 +80,12 @@ def expand_stages(value: Any) -> Any:
     return value
 
 
+def _shown(value: Any, limit: int = 80) -> str:
+    """A received value in a message, as YAML writes it (``[224, true]``), at most ``limit`` characters."""
+    text = yaml_text(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
 def _typed_shorthand(value: Any) -> Any:
     return {"type": value} if isinstance(value, str) else value
 
@@ -118,7 +125,7 @@ class InputSpec(StrictModel):
         items = list(value) if pair else [value]
         fits = all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_INPUT_SIZE for v in items)
         if not fits or (pair and len(items) != 2):
-            shown = f"; received {value!r}" if pair else ""  # scalars get "received" from the loader
+            shown = f"; received {_shown(value)}" if pair else ""  # scalars get "received" from the loader
             raise ValueError(f"expected an integer from 1 to {MAX_INPUT_SIZE}, or [height, width] of them{shown}")
         return value
 
@@ -416,7 +423,12 @@ class ClassifierHead(StrictModel):
     )
     pool: Literal["avg", "max"] = Field("avg", description="The global pool: avg or max.", examples=["avg", "max"])
     dropout: Fraction = Field(0.0, description="Dropout rate before the fc, in [0, 1); 0: none.", examples=[0.0, 0.2])
-    classes: Count = Field(1000, le=MAX_CLASSES, description="Outputs of the fc (1 to 1,000,000).", examples=[1000, 10])
+    classes: Count = Field(
+        1000,
+        le=MAX_CLASSES,
+        description="Outputs of the fc (1 to 1,000,000); for no classifier, use head: features.",
+        examples=[1000, 10],
+    )
     activation: Literal["none", "softmax"] = Field(
         "none",
         description="none: the model returns logits; softmax: probabilities, as keras.applications' "
@@ -491,9 +503,10 @@ class Spec(StrictModel):
     extends: str | None = Field(
         None,
         description="Parent spec this file's fields are laid over: a bare name (resnet50d) is NAME.yaml beside "
-        "this file, else the shipped spec of that name; anything else is a path relative to this file, inside "
-        "its folder.",
-        examples=["resnet50d", "resnet50.yaml"],
+        "this file, else the shipped spec of that name; archgen:NAME (archgen:resnet50d) is always the shipped "
+        "spec; anything else is a relative path to a .yaml file, from this file, inside its project root (the "
+        "nearest folder above it holding .archgen, .git or pyproject.toml, else its own folder).",
+        examples=["resnet50d", "archgen:resnet50d", "resnet50.yaml", "../base.yaml"],
     )
     tweaks: list[Tweak] = Field(
         default_factory=list,

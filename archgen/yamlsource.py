@@ -40,6 +40,10 @@ class Pos:
     # shorthand of ``{type: ...}``, so it also wrote the ``type`` beneath it (a null removes the field,
     # so what is beneath comes from elsewhere). Not part of a position's identity.
     scalar: bool = field(default=False, compare=False, repr=False)
+    # Written as a list: it replaced whatever a parent or the layer beneath had at this path, every item
+    # of it (``merge.py``); a scalar replaces only its own path, and the ``type`` of a short form. Not
+    # part of a position's identity.
+    whole: bool = field(default=False, compare=False, repr=False)
 
 
 @dataclass
@@ -64,6 +68,15 @@ class Positions:
         return False
 
     def find(self, path: Path_) -> Pos | None:
+        """Where the value at ``path`` was written: in the innermost layer that wrote this very path, or
+        replaced it (a list above it; the short form of its ``type``: ``stem: dep`` in a child is the
+        child's ``stem.type``, though the parent wrote ``stem: {type: classic}``), at the deepest field
+        of that layer on the way; else the deepest field above it that any layer wrote."""
+        for layer in self.layers:
+            if path in layer:
+                return layer[path]
+            if any(_replaces(layer.get(path[:k]), path[k:]) for k in range(1, len(path))):
+                return next(layer[path[:k]] for k in range(len(path) - 1, 0, -1) if path[:k] in layer)
         for k in range(len(path), -1, -1):
             for layer in self.layers:
                 pos = layer.get(path[:k])
@@ -72,10 +85,15 @@ class Positions:
         return None
 
 
-def _mark_pos(display: str, mark: Any, scalar: bool = False) -> Pos:
+def _replaces(pos: Pos | None, below: Path_) -> bool:
+    """Whether what was written at ``pos`` replaced the path ``below`` it, whatever lay beneath."""
+    return pos is not None and (pos.whole or (pos.scalar and below == ("type",)))
+
+
+def _mark_pos(display: str, mark: Any, scalar: bool = False, whole: bool = False) -> Pos:
     if mark is None:
-        return Pos(display, None, None, scalar)
-    return Pos(display, mark.line + 1, mark.column + 1, scalar)
+        return Pos(display, None, None, scalar, whole)
+    return Pos(display, mark.line + 1, mark.column + 1, scalar, whole)
 
 
 def _fail(display: str, mark: Any, message: str, fieldname: str = "") -> SpecError:
@@ -310,10 +328,15 @@ def _scalar(node: yaml.Node) -> bool:
     return isinstance(node, yaml.ScalarNode) and node.tag != "tag:yaml.org,2002:null"
 
 
+def _whole(node: yaml.Node) -> bool:
+    """A value that replaces what is beneath it, all of it: a list."""
+    return isinstance(node, yaml.SequenceNode)
+
+
 def _build(node: yaml.Node, path: Path_, display: str, positions: dict[Path_, Pos], depth: int) -> Any:
     if depth > MAX_DEPTH:
         raise _fail(display, node.start_mark, f"nesting deeper than {MAX_DEPTH} levels")
-    positions.setdefault(path, _mark_pos(display, node.start_mark, _scalar(node)))
+    positions.setdefault(path, _mark_pos(display, node.start_mark, _scalar(node), _whole(node)))
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
@@ -335,7 +358,7 @@ def _build(node: yaml.Node, path: Path_, display: str, positions: dict[Path_, Po
                     f"duplicate key '{key}'",
                     ".".join(map(str, (*path, key))),
                 )
-            positions[(*path, key)] = _mark_pos(display, key_node.start_mark, _scalar(value_node))
+            positions[(*path, key)] = _mark_pos(display, key_node.start_mark, _scalar(value_node), _whole(value_node))
             out[key] = _build(value_node, (*path, key), display, positions, depth + 1)
         return out
     if isinstance(node, yaml.SequenceNode):
@@ -361,6 +384,25 @@ def _build(node: yaml.Node, path: Path_, display: str, positions: dict[Path_, Po
     return value
 
 
+def yaml_text(value: Any) -> str:
+    """A value as a YAML flow scalar or collection shows it, for messages: ``true``, ``null``, ``.inf``,
+    ``'text'``, ``[224, true]``, ``{ratio: 2}`` (Python's ``True``, ``None`` and ``inf`` are not YAML)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not value == value:  # NaN
+        return ".nan"
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return ".inf" if value > 0 else "-.inf"
+    if isinstance(value, Mapping):
+        items = (f"{k if isinstance(k, str) else yaml_text(k)}: {yaml_text(v)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(yaml_text(v) for v in value) + "]"
+    return repr(value)
+
+
 def reads_back(text: str) -> bool:
     """Whether ``text`` written as a plain (unquoted) scalar is read back as this very string: not as a
     number (``08``, ``1e5``), a boolean, null, nor refused (``0o17``). A writer of specs quotes the
@@ -383,7 +425,8 @@ def plain_data(value: Any, display: str, path: Path_ = ()) -> tuple[Any, dict[Pa
             raise SpecError(
                 Problem(display, None, None, ".".join(map(str, at)), f"nesting deeper than {MAX_DEPTH} levels")
             )
-        positions[at] = Pos(display, None, None, item is not None and not isinstance(item, Mapping | list | tuple))
+        scalar = item is not None and not isinstance(item, Mapping | list | tuple)
+        positions[at] = Pos(display, None, None, scalar, isinstance(item, list | tuple))
         if isinstance(item, Mapping):
             out: dict[str, Any] = {}
             for key, sub in item.items():

@@ -212,7 +212,7 @@ def test_invalid_input_exits_2_with_every_problem_located(scratch: Path) -> None
     result = run("resnet50", "resnet5")
     assert result.exit_code == 2 and "did you mean 'resnet50'" in result.stderr
     assert run("resnet50").exit_code == 2  # B is missing
-    assert run("resnet50", "resnet50", "--input-size", "8").exit_code == 2  # too small for the downsampling
+    assert run("resnet50", "resnet50", "--input-size", "0").exit_code == 2  # no pixels
 
 
 def test_the_json_has_the_documented_keys(scratch: Path) -> None:

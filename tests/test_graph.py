@@ -248,7 +248,7 @@ def test_without_graphviz_svg_is_refused_and_dot_is_written(tmp_path: Path) -> N
         (["resnet18", "-o", "{tmp}"], "is a directory"),
         (["resnet18", "-o", "{tmp}/g.svg", "--detail", "layer"], "'layer' is not one of 'stage', 'block'"),
         (["resnet18", "-o", "{tmp}/g.svg", "--set", "stages.9.depth=3"], "error: --set stages.9.depth=3: "),
-        (["resnet18", "-o", "{tmp}/g.svg", "--input-size", "8"], "spatial size reaches zero"),
+        (["resnet18", "-o", "{tmp}/g.svg", "--input-size", "0"], "0 is not in the range 1<=x<=8192"),
         (["{tmp}/bad.yaml", "-o", "{tmp}/g.svg"], "error: {tmp}/bad.yaml:3:8: head.clases: unknown field 'clases'"),
         (["nosuchspec", "-o", "{tmp}/g.svg"], "nosuchspec"),
     ],
