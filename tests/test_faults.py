@@ -23,10 +23,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import ROOT, invoke, run_archgen
 
 from archgen import atomic
 from archgen.errors import OptionError
-from tests.helpers import ROOT, invoke, run_archgen
 
 SMALL = ["--set", "head.classes=10"]  # resnet18 emits in well under a second
 
@@ -260,7 +260,7 @@ def test_full_disk_graph_and_summary_to_dev_full(tmp_path: Path) -> None:
 
 
 def test_full_disk_port_and_export_exit_3_without_leftovers(tmp_path: Path) -> None:
-    from tests.helpers import random_resnet18_checkpoint
+    from helpers import random_resnet18_checkpoint
 
     _, checkpoint = random_resnet18_checkpoint(tmp_path, 32, classes=10)
     spec = ["--spec", "resnet18", "--set", "head.classes=10"]

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import ROOT, invoke
 
 import archgen
 from archgen.errors import OptionError, SpecError
-from tests.helpers import ROOT, invoke
 
 GENERATED = ROOT / "generated"
 
@@ -151,7 +151,7 @@ def test_features_diagram_labels_outputs_with_their_indices(tmp_path: Path) -> N
 
 
 def test_a_checkpoint_of_another_class_count_says_what_to_do(tmp_path: Path) -> None:
-    from tests.helpers import random_resnet18_checkpoint
+    from helpers import random_resnet18_checkpoint
 
     _, checkpoint = random_resnet18_checkpoint(tmp_path, 32, classes=1000)
     result = invoke(["build", "resnet18", "--weights", checkpoint, "--set", "head.classes=10", "--input-size", "32"], 2)
