@@ -39,7 +39,7 @@ def randomize_(
     """
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for m in model.modules():  # filled in place, on the CPU generator, device-independent
+        for name, m in model.named_modules():  # filled in place, on the CPU generator, device-independent
             if isinstance(m, nn.Conv2d | nn.Linear):
                 fan_in = m.weight[0].numel()
                 _fill(m.weight, gen, "normal", 0.0, math.sqrt(2.0 / fan_in))
@@ -48,6 +48,11 @@ def randomize_(
             elif isinstance(m, nn.BatchNorm2d):
                 _fill(m.weight, gen, "uniform", *gamma)
                 _fill(m.bias, gen, "normal", 0.0, 0.1)
+            elif any(True for _ in m.parameters(recurse=False)):
+                # A weighted module this function does not know would keep its init and make an
+                # "every weight random" comparison blind to it: refuse rather than pass silently.
+                where = f"{name or 'the model'} ({type(m).__name__})"
+                raise TypeError(f"randomize_: {where} has weights it cannot randomise")
         model.eval()
         norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
         saved = [m.momentum for m in norms]
