@@ -46,7 +46,7 @@ from rich.table import Table
 
 from . import registry
 from .errors import OptionError, memory_guard
-from .ir import Network, Shape
+from .ir import Network, Shape, Softmax
 from .summary import shape_text
 
 WARMUP = 3  # untimed iterations before the timed ones (torch.compile and XLA compile in the first)
@@ -477,7 +477,7 @@ def bench(network: Network, options: BenchOptions, progress: Progress | None = N
 def softmax_output(network: Network) -> bool:
     """Whether the model ends with a softmax (keras.applications' heads): its outputs are probabilities,
     so the training loss takes them as such instead of as logits."""
-    return bool(network.head) and network.head[-1].name == "softmax"
+    return network.head_part(Softmax) is not None
 
 
 def cpu_name() -> str:

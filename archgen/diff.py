@@ -18,7 +18,8 @@ from typing import Any
 
 from rich.table import Table
 
-from .ir import Act, Conv, Dropout, GlobalPool, Layer, MaxPool, Network, Norm, Section, Stage
+from .describe import stem_kind, stem_pool
+from .ir import Act, Attention, Classifier, Conv, Dropout, FinalNorm, Network, Norm, Section, Softmax, Stage, StemConvs
 from .summary import flops_text, shape_text
 
 EVERY_STAGE = "every stage"
@@ -171,35 +172,13 @@ def _num(x: float) -> str:
     return repr(round(x, 4))
 
 
-def _stem_convs(network: Network) -> list[Conv]:
-    return [x for x in network.stem if isinstance(x, Conv) and not x.name.startswith("maxpool")]
-
-
-def _stem_kind(network: Network) -> str:
-    convs = _stem_convs(network)
-    if not convs:
-        return "none"
-    first = convs[0]
-    if first.name == "conv1":  # one conv: classic, described where it is not torchvision's 7x7/2, 64
-        if (first.kernel, first.stride, first.out_ch) == (7, 2, 64):
-            return "classic"
-        return f"classic ({first.kernel}x{first.kernel}/{first.stride}, {first.out_ch})"
-    widths = "-".join(str(c.out_ch) for c in convs)
-    return f"deep ({widths})" if first.stride == 2 else f"deep ({widths}, stride {first.stride})"
-
-
-def _stem_pool(network: Network) -> str:
-    for layer in network.stem:
-        if isinstance(layer, MaxPool):
-            return "max" if layer.pad_value == "neg_inf" else "max (zero padding)"
-        if layer.name.startswith("maxpool."):
-            return "conv (ResNet-RS)"
-    return "none"
-
-
 def _stem_norm(network: Network) -> str | None:
-    names = [x.name for x in network.stem if x.name in ("bn1", "act1")]
-    return ", ".join(names) or None
+    """The norm and activation after the stem's last conv, by their module names."""
+    part = network.stem_part(StemConvs)
+    if part is None:
+        return None
+    last = max(i for i, x in enumerate(part.layers) if isinstance(x, Conv))
+    return ", ".join(x.name for x in part.layers[last + 1 :]) or None
 
 
 def _classifier(network: Network) -> str:
@@ -210,35 +189,36 @@ def _classifier(network: Network) -> str:
     return f"features (out_indices {list(network.out_indices)})"
 
 
-def _head_layer(network: Network, kind: type[Layer]) -> Layer | None:
-    return next((x for x in network.head if isinstance(x, kind)), None)
-
-
 def _head_pool(network: Network) -> str | None:
-    pool = _head_layer(network, GlobalPool)
-    return pool.pool if isinstance(pool, GlobalPool) else None
+    classifier = network.head_part(Classifier)
+    return classifier.pool.pool if classifier is not None else None
 
 
 def _head_dropout(network: Network) -> str:
-    dropout = _head_layer(network, Dropout)
-    return repr(dropout.rate) if isinstance(dropout, Dropout) else "none"
+    classifier = network.head_part(Classifier)
+    dropout = classifier.of(Dropout) if classifier is not None else []
+    return repr(dropout[0].rate) if dropout else "none"
 
 
 def _head_activation(network: Network) -> str:
-    return next((x.fn for x in network.head if isinstance(x, Act) and x.name == "softmax"), "none")
+    softmax = network.head_part(Softmax)
+    return softmax.of(Act)[0].fn if softmax is not None else "none"
 
 
 def _head_norm(network: Network) -> str | None:
-    names = [x.name for x in network.head if x.name in ("post_bn", "post_act")]
-    return ", ".join(names) or None
+    part = network.head_part(FinalNorm)
+    return ", ".join(x.name for x in part.layers) if part is not None else None
 
 
 def _convs_with_norm_after(network: Network) -> Iterator[tuple[Conv, bool]]:
-    """Every conv but SE's (whose bias is SE's own), with whether a norm follows it in its section."""
+    """Every conv but attention's (whose bias is its own), with whether a norm follows it in its section."""
+    own = {
+        id(x) for s in network.stages for b in s.blocks for p in b.parts if isinstance(p, Attention) for x in p.layers
+    }
     sections = [network.stem, *(b.layers for s in network.stages for b in s.blocks), network.head]
     for layers in sections:
         for i, layer in enumerate(layers):
-            if isinstance(layer, Conv) and ".se." not in f".{layer.name}":
+            if isinstance(layer, Conv) and id(layer) not in own:
                 yield layer, i + 1 < len(layers) and isinstance(layers[i + 1], Norm)
 
 
@@ -375,10 +355,10 @@ def _input(a: Network, b: Network) -> list[Change]:
 
 
 def _stem(a: Network, b: Network) -> list[Change]:
-    out = _aspects("stem", a, b, (("", _stem_kind),))
-    if "none" in (_stem_kind(a), _stem_kind(b)):
+    out = _aspects("stem", a, b, (("", stem_kind),))
+    if "none" in (stem_kind(a), stem_kind(b)):
         return out
-    return out + _aspects("stem", a, b, (("pool", _stem_pool), ("norm + act", _stem_norm)))
+    return out + _aspects("stem", a, b, (("pool", stem_pool), ("norm + act", _stem_norm)))
 
 
 def _stage_changes(a: Stage, b: Stage) -> list[Change]:

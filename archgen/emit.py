@@ -29,10 +29,12 @@ from . import __version__, registry
 from .errors import Problem, SpecError
 from .ir import (
     Act,
+    Attention,
     AvgPool,
     BlockDesign,
     ConvSlot,
     DropPathOptions,
+    FinalNorm,
     Fold,
     GlobalPool,
     InitOptions,
@@ -42,6 +44,7 @@ from .ir import (
     NormOptions,
     SEDesign,
     ShortcutDesign,
+    Softmax,
 )
 
 BASE_NAMES = {
@@ -176,11 +179,11 @@ class Context:
     @property
     def final_norm(self) -> bool:
         """A pre-activation network's head starts with the norm + act its last block left out."""
-        return any(x.name == "post_bn" for x in self.network.head)
+        return self.network.head_part(FinalNorm) is not None
 
     @property
     def softmax(self) -> bool:
-        return any(x.name == "softmax" for x in self.network.head)
+        return self.network.head_part(Softmax) is not None
 
     @property
     def plain(self) -> bool:
@@ -246,13 +249,11 @@ class Context:
 
     @property
     def extra_activations(self) -> list[str]:
-        """Activations of the stem, blocks and head other than the network's (SE gates are written inline)."""
+        """Activations of the stem, blocks and head other than the network's (attention gates are written
+        inline)."""
+        gates = {id(p.gate) for s in self.network.stages for b in s.blocks for p in b.parts if isinstance(p, Attention)}
         return sorted(
-            {
-                x.fn
-                for x in self.network.layers()
-                if isinstance(x, Act) and x.fn != self.act and not x.name.endswith("gate")
-            }
+            {x.fn for x in self.network.layers() if isinstance(x, Act) and x.fn != self.act and id(x) not in gates}
         )
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .ir import Block, BlockDesign, Conv, Fold, Layer, Network, Norm, ShortcutDesign
+from .ir import AnyLayer, Block, BlockDesign, Conv, Fold, Network, Norm, Shortcut, ShortcutDesign, StemPart
 
 
 def design_folds(design: BlockDesign) -> tuple[tuple[str, str], ...]:
@@ -52,33 +52,45 @@ def _with_bias(conv: Conv) -> Conv:
 
 
 def _fold_block(block: Block, design: BlockDesign, folds: list[Fold]) -> Block:
-    by_local = {x.name.removeprefix(block.name + "."): x for x in block.layers}
+    local = {x.name: x.name.removeprefix(block.name + ".") for x in block.layers}
+    present = set(local.values())
     dropped: set[str] = set()
     biased: set[str] = set()
     for conv, norm in design.folds:
-        if conv in by_local and norm in by_local:  # the shortcut's exist only where the block projects
+        if conv in present and norm in present:  # the shortcut's exist only where the block projects
             folds.append(Fold(f"{block.name}.{conv}", f"{block.name}.{conv}", f"{block.name}.{norm}"))
             dropped.add(norm)
             biased.add(conv)
-    layers: list[Layer] = []
-    for local, layer in by_local.items():
-        if local in dropped:
-            continue
-        layers.append(_with_bias(layer) if local in biased and isinstance(layer, Conv) else layer)
-    return dataclasses.replace(block, design=design, layers=tuple(layers))
+
+    def kept(layers: tuple[AnyLayer, ...]) -> tuple[AnyLayer, ...]:
+        return tuple(
+            _with_bias(x) if isinstance(x, Conv) and local[x.name] in biased else x
+            for x in layers
+            if local[x.name] not in dropped
+        )
+
+    parts = tuple(
+        dataclasses.replace(p, layers=kept(p.layers), design=design.shortcut)
+        if isinstance(p, Shortcut) and design.shortcut is not None
+        else dataclasses.replace(p, layers=kept(p.layers))
+        for p in block.parts
+    )
+    return dataclasses.replace(block, design=design, parts=parts)
 
 
-def _fold_chain(layers: tuple[Layer, ...], folds: list[Fold], renames: list[tuple[str, str]]) -> tuple[Layer, ...]:
-    """The stem (a chain): a norm right after a conv folds into it; layers of an nn.Sequential are
+def _fold_chain(
+    layers: tuple[AnyLayer, ...], folds: list[Fold], renames: list[tuple[str, str]]
+) -> tuple[AnyLayer, ...]:
+    """A chain of the stem: a norm right after a conv folds into it; layers of an nn.Sequential are
     renumbered where a norm left it (their module names are positions)."""
-    kept: list[tuple[Layer, str | None]] = []  # (layer, the unfused norm folded into it)
+    kept: list[tuple[AnyLayer, str | None]] = []  # (layer, the unfused norm folded into it)
     for layer in layers:
         prev = kept[-1][0] if kept else None
         if isinstance(layer, Norm) and isinstance(prev, Conv) and kept[-1][1] is None:
             kept[-1] = (_with_bias(prev), layer.name)
         else:
             kept.append((layer, None))
-    out: list[Layer] = []
+    out: list[AnyLayer] = []
     position: dict[str, int] = {}
     for layer, norm in kept:
         top, dot, _ = layer.name.partition(".")
@@ -94,13 +106,18 @@ def _fold_chain(layers: tuple[Layer, ...], folds: list[Fold], renames: list[tupl
     return tuple(out)
 
 
+def _fold_stem(parts: tuple[StemPart, ...], folds: list[Fold], renames: list[tuple[str, str]]) -> tuple[StemPart, ...]:
+    """Each part of the stem folds on its own: a norm never starts a part, and no two parts share a module."""
+    return tuple(dataclasses.replace(p, layers=_fold_chain(p.layers, folds, renames)) for p in parts)
+
+
 def fuse(network: Network) -> Network:
     """The network with its norms folded into the convs before them (the same function in eval mode)."""
     if network.fused:
         return network
     folds: list[Fold] = []
     renames: list[tuple[str, str]] = []
-    stem = _fold_chain(network.stem, folds, renames)
+    stem = _fold_stem(network.stem_parts, folds, renames)
     stages = []
     for stage in network.stages:
         design = folded_design(stage.design)
@@ -108,7 +125,7 @@ def fuse(network: Network) -> Network:
         stages.append(dataclasses.replace(stage, design=design, blocks=blocks))
     return dataclasses.replace(
         network,
-        stem=stem,
+        stem_parts=stem,
         stages=tuple(stages),
         fused=True,
         folds=tuple(folds),

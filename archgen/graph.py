@@ -27,25 +27,37 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, assert_never
 
 from . import atomic
+from .describe import attention_detail, attention_title, kernel_text, layer_text
 from .errors import MissingFramework, OptionError, RunError
 from .ir import (
     Act,
+    AnyLayer,
+    Attention,
     AvgPool,
     Block,
+    Classifier,
     Conv,
+    ConvUnit,
     Dropout,
     DropPath,
+    FinalNorm,
     GlobalPool,
     Layer,
     Linear,
     MaxPool,
     Network,
     Norm,
+    PostAct,
     Section,
+    Shortcut,
+    Softmax,
     Stage,
+    StemConvs,
+    StemPool,
+    StochasticDepth,
 )
 from .summary import flops_text, shape_text
 
@@ -125,58 +137,26 @@ def _counts(row: Section) -> Line:
     return Line(f"{row.params:,} params · {flops_text(row.flops)} FLOPs", "note")
 
 
-def _kernel(layer: Conv | MaxPool | AvgPool) -> str:
-    """``3x3/2``: kernel, and stride where it is not 1."""
-    return f"{layer.kernel}x{layer.kernel}" + (f"/{layer.stride}" if layer.stride != 1 else "")
-
-
-def _layer_text(layer: Layer) -> str:
-    """One layer as a diagram names it: ``conv 3x3/2 64→128, 32 groups``, ``bn``, ``relu``."""
-    match layer:
-        case Conv():
-            extra = [f"{layer.groups} groups"] if layer.groups > 1 else []
-            extra += [f"dilation {layer.dilation}"] if layer.dilation > 1 else []
-            extra += ["bias"] if layer.bias else []
-            return ", ".join([f"conv {_kernel(layer)} {layer.in_ch}→{layer.out_ch}", *extra])
-        case Norm():
-            return "bn"
-        case Act():
-            return layer.fn
-        case MaxPool():
-            return f"max pool {_kernel(layer)}"
-        case AvgPool():
-            return f"avg pool {_kernel(layer)}" + (" (same)" if layer.pad_after else "")
-        case GlobalPool():
-            return f"global {layer.pool} pool"
-        case Dropout():
-            return f"dropout {layer.rate:g}"
-        case DropPath():
-            return f"drop path {layer.rate:.3g}"
-        case Linear():
-            return f"fc {layer.in_features}→{layer.out_features}"
-    return layer.kind  # a kind of layer this module does not know yet: its generic name
-
-
-def _stem_lines(stem: tuple[Layer, ...]) -> list[Line]:
-    """classic (one conv) or deep (a stack of convs), then its pool: the stem's ``maxpool`` module."""
-    body = [x for x in stem if x.name.split(".")[0] != "maxpool"]
-    pool = [x for x in stem if x.name.split(".")[0] == "maxpool"]
+def _stem_lines(network: Network) -> list[Line]:
+    """classic (one conv) or deep (a stack of convs), then its pool."""
+    convs_part, pool = network.stem_part(StemConvs), network.stem_part(StemPool)
+    body = convs_part.layers if convs_part is not None else ()
     convs = [x for x in body if isinstance(x, Conv)]
     norms = sum(isinstance(x, Norm) for x in body)
     acts = sorted({x.fn for x in body if isinstance(x, Act)})
-    text = "conv " + ", ".join(_kernel(c) for c in convs) + ": " + "-".join(str(c.out_ch) for c in convs)
+    text = "conv " + ", ".join(kernel_text(c) for c in convs) + ": " + "-".join(str(c.out_ch) for c in convs)
     if norms:
         after = "each" if norms == len(convs) else "the first" if norms == 1 else f"the first {norms}"
         text += f" (bn + {'/'.join(acts)} after {after})" if len(convs) > 1 else f", bn, {'/'.join(acts)}"
-    lines = [Line(f"stem: {'classic' if len(convs) == 1 else 'deep'}", "title"), Line(text)]
-    if not pool:
+    kind = convs_part.kind if convs_part is not None else "classic"
+    lines = [Line(f"stem: {kind}", "title"), Line(text)]
+    if pool is None:
         lines.append(Line("no pool"))
-    elif isinstance(pool[0], Conv):
-        lines.append(
-            Line(f"conv pool {_kernel(pool[0])}" + (", bn, " + pool[-1].fn if isinstance(pool[-1], Act) else ""))
-        )
+    elif pool.kind == "conv":
+        conv, pool_acts = pool.of(Conv)[0], pool.of(Act)
+        lines.append(Line(f"conv pool {kernel_text(conv)}" + (", bn, " + pool_acts[-1].fn if pool_acts else "")))
     else:
-        lines.append(Line(_layer_text(pool[0])))
+        lines.append(Line(layer_text(pool.layers[0])))
     return lines
 
 
@@ -184,13 +164,12 @@ def _local(block: Block, layer: Layer) -> str:
     return layer.name[len(block.name) + 1 :]
 
 
-def _shortcut_layers(block: Block) -> list[Layer]:
-    return [x for x in block.layers if _local(block, x).startswith("downsample.")]
+def _shortcut_layers(block: Block) -> tuple[AnyLayer, ...]:
+    return block.shortcut.layers if block.shortcut is not None else ()
 
 
 def _stride_text(stage: Stage) -> str:
-    strided = [(b, x) for b in stage.blocks for x in b.layers if isinstance(x, Conv) and x.stride > 1]
-    strided = [(b, x) for b, x in strided if not _local(b, x).startswith("downsample.")]
+    strided = [(b, p.conv) for b in stage.blocks for p in b.parts if isinstance(p, ConvUnit) and p.conv.stride > 1]
     if not strided:
         text = f"stride {stage.stride}"
     else:
@@ -225,14 +204,14 @@ def _stage_lines(stage: Stage, row: Section) -> list[Line]:
     ]
     if design.shortcut is not None:
         changing = [(b, _shortcut_layers(b)) for b in stage.blocks if _shortcut_layers(b)]
-        shown = "; ".join(f"{' + '.join(_layer_text(x) for x in layers)} ({b.name})" for b, layers in changing[:2])
+        shown = "; ".join(f"{' + '.join(layer_text(x) for x in layers)} ({b.name})" for b, layers in changing[:2])
         more = f"; +{len(changing) - 2} more" if len(changing) > 2 else ""
         # The design's kind, then what each block whose shape changes has (a stride-1 avgpool one: no pool).
         kind = design.shortcut.kind
         lines.append(Line(f"shortcut ({kind}): {shown}{more}" if changing else f"shortcut ({kind}): identity"))
-    if design.se is not None:
-        fc1 = next((x for x in stage.blocks[0].layers if isinstance(x, Conv) and x.name.endswith(".se.fc1")), None)
-        reduced = f" ({c_out}→{fc1.out_ch}→{c_out})" if fc1 is not None else ""
+    attention = stage.blocks[0].attention
+    if design.se is not None and attention is not None:
+        reduced = f" ({c_out}→{attention.reduced}→{c_out})"
         lines.append(Line(f"SE ratio {design.se.ratio:g}{reduced}"))
     if _has_drop_path(stage.blocks):
         lines.append(Line(_rates(stage.blocks)))
@@ -243,18 +222,16 @@ def _stage_lines(stage: Stage, row: Section) -> list[Line]:
 def _head_lines(network: Network, row: Section | None) -> list[Line]:
     kind = "classifier" if network.classes is not None else "features"
     lines = [Line(f"head: {kind}", "title")]
-    parts: list[str] = []
-    for layer in network.head:
-        match layer:
-            case Norm():
-                parts.append("bn")
-            case Act() if layer.fn == "softmax":
-                parts.append("softmax")
-            case Act():
-                parts[-1:] = [f"{parts[-1]}, {layer.fn}"] if parts else [layer.fn]
+    for part in network.head_parts:
+        match part:
+            case FinalNorm():
+                lines.append(Line(", ".join(["bn", *(x.fn for x in part.of(Act))])))
+            case Classifier():
+                lines += [Line(layer_text(x)) for x in part.layers]
+            case Softmax():
+                lines.append(Line("softmax"))
             case _:
-                parts.append(_layer_text(layer))
-    lines += [Line(p) for p in parts]
+                assert_never(part)
     return lines + ([_counts(row)] if row is not None else [])
 
 
@@ -271,22 +248,22 @@ def _form(block: Block) -> tuple[object, ...]:
     return (block.in_shape, block.out_shape, block.stride, block.first_dilation, block.dilation, layers)
 
 
-def _layer_node(layer: Layer) -> Node:
+def _layer_node(layer: AnyLayer) -> Node:
     kind: NodeKind
     match layer:
-        case Conv():
+        case Conv() | Linear():
             kind = "conv"
         case Norm():
             kind = "norm"
         case Act():
             kind = "act"
-        case MaxPool() | AvgPool():
+        case MaxPool() | AvgPool() | GlobalPool():
             kind = "pool"
-        case DropPath():
+        case DropPath() | Dropout():
             kind = "drop"
         case _:
-            kind = "conv"
-    lines = [Line(_layer_text(layer))]
+            assert_never(layer)
+    lines = [Line(layer_text(layer))]
     if isinstance(layer, Conv | MaxPool | AvgPool):
         lines.append(Line(shape_text(layer.out_shape), "note"))
     return Node(layer.name, kind, tuple(lines), layer.name)
@@ -303,15 +280,20 @@ def _block_parts(block: Block, entry: str) -> _Parts:
     projects: that one takes the pre-activated map (``act1``), as timm and Keras V2 build it."""
     design = block.design
     shortcut = _shortcut_layers(block)
-    post = block.layers[-1] if design.residual and not design.preact else None  # the act after the addition
-    se = [x for x in block.layers if _local(block, x).startswith("se.")]
-    aside = {x.name for x in (*shortcut, *se)} | ({post.name} if post else set())
     main: list[Node] = []
-    for layer in block.layers:
-        if layer.name not in aside:
-            main.append(_layer_node(layer))
-        elif se and layer is se[0]:  # SE is one node, where its first layer is
-            main.append(_se_node(block, se))
+    post: AnyLayer | None = None  # the act after the addition
+    for part in block.parts:
+        match part:
+            case ConvUnit() | StochasticDepth():
+                main += [_layer_node(x) for x in part.layers]
+            case Attention():  # one node
+                main.append(_attention_node(part))
+            case PostAct():
+                post = part.layers[0]
+            case Shortcut():
+                pass
+            case _:
+                assert_never(part)
     sc_nodes = [_layer_node(x) for x in shortcut]
     parts = _Parts()
     parts.edges.append(Edge(entry, main[0].id))
@@ -324,7 +306,8 @@ def _block_parts(block: Block, entry: str) -> _Parts:
         parts.edges.append(Edge(main[-1].id, add.id))
         source = entry
         if design.preact and any(isinstance(x, Conv) for x in shortcut):
-            source = next((n.id for n in main if n.id == f"{block.name}.act1"), entry)
+            first = next(p for p in block.parts if isinstance(p, ConvUnit))
+            source = first.of(Act)[0].name
         if sc_nodes:
             nodes += sc_nodes
             parts.edges.append(Edge(source, sc_nodes[0].id, dashed=True))
@@ -343,12 +326,9 @@ def _block_parts(block: Block, entry: str) -> _Parts:
     return parts
 
 
-def _se_node(block: Block, layers: list[Layer]) -> Node:
-    convs = [x for x in layers if isinstance(x, Conv)]
-    acts = [x.fn for x in layers if isinstance(x, Act)]
-    widths = "→".join([str(convs[0].in_ch)] + [str(c.out_ch) for c in convs]) if convs else ""
-    lines = (Line("squeeze-excitation"), Line(f"avg pool, 1x1 {widths}, {', '.join(acts)}, ×", "note"))
-    return Node(f"{block.name}.se", "se", lines, f"{block.name}.se")
+def _attention_node(part: Attention) -> Node:
+    lines = (Line(attention_title(part)), Line(attention_detail(part), "note"))
+    return Node(part.module, "se", lines, part.module)
 
 
 def _rest_node(run: list[Block], like: Block) -> Node:
@@ -406,7 +386,7 @@ def diagram(network: Network, detail: str = "stage") -> Diagram:
     exits: dict[str, str] = {}  # a section's name -> the node its map leaves from (for feature taps)
     last = "input"
     if network.stem:
-        items.append(Node("stem", "stem", (*_stem_lines(network.stem), *_section_tail(rows["stem"]))))
+        items.append(Node("stem", "stem", (*_stem_lines(network), *_section_tail(rows["stem"]))))
         edges.append(Edge(last, "stem"))
         last = exits["stem"] = "stem"
     for stage in network.stages:
@@ -442,7 +422,7 @@ def _outputs(network: Network, exits: dict[str, str], last: str) -> tuple[list[N
     """The output node, or with out_indices one per feature map taken, joined to where it is tapped."""
     if network.out_indices is None:
         if network.classes is not None:
-            what = "probabilities" if any(isinstance(x, Act) and x.fn == "softmax" for x in network.head) else "logits"
+            what = "probabilities" if network.head_part(Softmax) is not None else "logits"
             text = f"{network.classes} {what}"
         else:
             text = f"features {shape_text(network.output_shape)}"

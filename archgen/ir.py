@@ -10,6 +10,13 @@ and timm report). Consumers dispatch on the type (``match``), never on strings.
 A block's ``design`` says once what the block is made of (its conv slots, its
 shortcut, its SE, its zero-init target); the resolver decides it, and the
 emitter and every backend's templates only render it. Backends read only this.
+
+A block, the stem and the head hold their layers in typed *parts* (``ConvUnit``,
+``Attention``, ``Shortcut``, ``StemPool``, ``Softmax``, ...): what a layer is for
+is read from the part that holds it, never from its name. Names are module
+paths, what checkpoints are loaded against, and nothing more. ``AnyLayer`` and
+the ``*Part`` unions are closed: every ``match`` over them ends in
+``assert_never``, so the type checker lists each consumer a new kind needs.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 Shape = tuple[int, ...]
 BlockKind = Literal["basic", "bottleneck", "plain"]
@@ -126,6 +133,11 @@ class Linear(Layer):
     bias: bool = True
 
 
+# Every kind of layer: a consumer matches over this union and ends with assert_never.
+AnyLayer = Conv | Norm | Act | MaxPool | AvgPool | GlobalPool | Dropout | DropPath | Linear
+L = TypeVar("L", bound=Layer)
+
+
 # -- block designs ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ConvSlot:
@@ -206,20 +218,162 @@ class BlockDesign:
         return self.convs[-1].index
 
 
+# -- parts: what each layer of a block, the stem or the head is for ---------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class Part:
+    """Layers that do one job together, in forward order."""
+
+    layers: tuple[AnyLayer, ...]
+
+    def of(self, kind: type[L]) -> list[L]:
+        """The part's layers of one type, in order."""
+        return [x for x in self.layers if isinstance(x, kind)]
+
+    @property
+    def module(self) -> str:
+        """The module path that holds the part's layers (their longest common dotted prefix)."""
+        paths = [x.name.split(".") for x in self.layers]
+        common: list[str] = []
+        for names in zip(*paths, strict=False):
+            if len(set(names)) > 1:
+                break
+            common.append(names[0])
+        if len(self.layers) == 1:
+            common = paths[0][:-1]
+        return ".".join(common)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConvUnit(Part):
+    """``conv<index>`` of the residual branch with its norm and activation: after the conv in a
+    post-activation block (a residual block's last one has no activation: it follows the addition),
+    before it in a pre-activation block."""
+
+    index: int
+
+    @property
+    def conv(self) -> Conv:
+        return self.of(Conv)[0]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Attention(Part):
+    """Channel attention on the residual branch's output (``se``): the branch is scaled by its gate."""
+
+    design: SEDesign
+
+    @property
+    def reduced(self) -> int:
+        """The squeezed width (the first conv's output channels)."""
+        return self.of(Conv)[0].out_ch
+
+    @property
+    def gate(self) -> AnyLayer:
+        """The layer whose output scales the branch (a sigmoid)."""
+        return self.layers[-1]
+
+
+@dataclass(frozen=True, kw_only=True)
+class StochasticDepth(Part):
+    """Drop path on the residual branch (identity in eval)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Shortcut(Part):
+    """The shortcut's layers (``downsample``): none where the block keeps its shape; else its pool, its
+    projection and the projection's norm, as its design makes them."""
+
+    design: ShortcutDesign
+
+
+@dataclass(frozen=True, kw_only=True)
+class PostAct(Part):
+    """The activation after the residual addition (post-activation blocks)."""
+
+
+BlockPart = ConvUnit | Attention | StochasticDepth | Shortcut | PostAct
+
+
+@dataclass(frozen=True, kw_only=True)
+class StemConvs(Part):
+    """The stem's conv (``classic``) or stack of 3x3 convs (``deep``), with their norms and activations."""
+
+    kind: Literal["classic", "deep"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class StemPool(Part):
+    """The stem's downsampling after its convs (the ``maxpool`` module): a max pool, or a strided conv
+    with its norm and activation."""
+
+    kind: Literal["max", "conv"]
+
+
+StemPart = StemConvs | StemPool
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinalNorm(Part):
+    """The norm and activation a pre-activation network applies after its last block."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Classifier(Part):
+    """Global pooling, dropout where the spec asks for it, and the linear layer: the logits."""
+
+    @property
+    def pool(self) -> GlobalPool:
+        return self.of(GlobalPool)[0]
+
+    @property
+    def fc(self) -> Linear:
+        return self.of(Linear)[0]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Softmax(Part):
+    """Probabilities instead of logits (keras.applications' heads)."""
+
+
+HeadPart = FinalNorm | Classifier | Softmax
+AnyPart = BlockPart | StemPart | HeadPart
+
+
+P = TypeVar("P", bound=Part)
+
+
+def part_layers(parts: tuple[Part, ...]) -> tuple[AnyLayer, ...]:
+    return tuple(x for p in parts for x in p.layers)
+
+
 # -- structure --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Block:
-    """A residual (or plain) block: its design, its stride and drop-path rate, and its layers."""
+    """A residual (or plain) block: its design, its stride and drop-path rate, and its parts."""
 
     name: str
     design: BlockDesign
     in_shape: Shape
     out_shape: Shape
     stride: int
-    layers: tuple[Layer, ...]
+    parts: tuple[BlockPart, ...]
     drop_path: float = 0.0
     first_dilation: int = 1  # of the convs up to the strided one
     dilation: int = 1  # of the convs after it
+
+    @property
+    def layers(self) -> tuple[AnyLayer, ...]:
+        """Every layer in forward order: the branch, its attention and drop path, the shortcut, the
+        activation after the addition."""
+        return part_layers(self.parts)
+
+    @property
+    def shortcut(self) -> Shortcut | None:
+        return next((p for p in self.parts if isinstance(p, Shortcut)), None)
+
+    @property
+    def attention(self) -> Attention | None:
+        return next((p for p in self.parts if isinstance(p, Attention)), None)
 
     @property
     def params(self) -> int:
@@ -253,7 +407,7 @@ class Stage:
         return len(self.blocks)
 
     @property
-    def layers(self) -> tuple[Layer, ...]:
+    def layers(self) -> tuple[AnyLayer, ...]:
         return tuple(x for b in self.blocks for x in b.layers)
 
 
@@ -314,9 +468,9 @@ class Fold:
 class Network:
     name: str
     input_shape: Shape
-    stem: tuple[Layer, ...]
+    stem_parts: tuple[StemPart, ...]
     stages: tuple[Stage, ...]
-    head: tuple[Layer, ...]
+    head_parts: tuple[HeadPart, ...]
     act: str
     norm: NormOptions
     drop_path: DropPathOptions
@@ -331,16 +485,37 @@ class Network:
     fused: bool = False  # the inference form: norms folded into convs (archgen.fuse)
     folds: tuple[Fold, ...] = ()  # fused: where each folded norm went
     renames: tuple[tuple[str, str], ...] = ()  # fused: (unfused, fused) names of weighted layers that moved
+    # The stem's map where timm takes it, then every stage's: recorded by the resolver as it builds them.
+    feature_info: tuple[FeatureInfo, ...] = field(default=(), compare=False)  # follows from the layers
     # The resolved spec as JSON data (what ``digest`` hashes): says what differs between two networks.
     resolved: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    def layers(self) -> Iterator[Layer]:
+    @property
+    def stem(self) -> tuple[AnyLayer, ...]:
+        return part_layers(self.stem_parts)
+
+    @property
+    def head(self) -> tuple[AnyLayer, ...]:
+        return part_layers(self.head_parts)
+
+    def stem_part(self, kind: type[P]) -> P | None:
+        return next((p for p in self.stem_parts if isinstance(p, kind)), None)
+
+    def head_part(self, kind: type[P]) -> P | None:
+        return next((p for p in self.head_parts if isinstance(p, kind)), None)
+
+    def block_parts(self) -> Iterator[BlockPart]:
+        for stage in self.stages:
+            for block in stage.blocks:
+                yield from block.parts
+
+    def layers(self) -> Iterator[AnyLayer]:
         yield from self.stem
         for stage in self.stages:
             yield from stage.layers
         yield from self.head
 
-    def layer(self, name: str) -> Layer:
+    def layer(self, name: str) -> AnyLayer:
         """The layer of this IR name (KeyError naming it if there is none)."""
         found = self._by_name.get(name)
         if found is None:
@@ -348,27 +523,12 @@ class Network:
         return found
 
     @cached_property
-    def _by_name(self) -> dict[str, Layer]:
+    def _by_name(self) -> dict[str, AnyLayer]:
         return {x.name: x for x in self.layers()}
 
     @property
     def residual(self) -> bool:
         return any(s.design.residual for s in self.stages)
-
-    @cached_property
-    def feature_info(self) -> tuple[FeatureInfo, ...]:
-        """The stem's map before its pool (where timm takes it: ``act1``), then every stage's."""
-        out: list[FeatureInfo] = []
-        reduction = 1
-        before_pool = [x for x in self.stem if x.name.split(".")[0] != "maxpool"]
-        for layer in self.stem:
-            reduction *= getattr(layer, "stride", 1)
-            if layer is (before_pool[-1] if before_pool else None):
-                out.append(FeatureInfo(layer.out_shape[0], reduction, layer.name.split(".")[0], layer.out_shape))
-        for stage in self.stages:
-            reduction *= stage.stride
-            out.append(FeatureInfo(stage.out_shape[0], reduction, stage.name, stage.out_shape))
-        return tuple(out)
 
     @property
     def num_features(self) -> int:

@@ -14,12 +14,12 @@ import difflib
 import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 from . import checkpoint_files, registry
 from .atomic import replace_atomic
 from .errors import CheckpointError, Problem
-from .ir import Conv, Layer, Linear, Network, Norm
+from .ir import Act, AnyLayer, AvgPool, Conv, Dropout, DropPath, GlobalPool, Linear, MaxPool, Network, Norm
 
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 KERAS_SUFFIX = ".weights.h5"
@@ -76,7 +76,7 @@ def expected_tensors(network: Network) -> dict[str, tuple[str, str, tuple[int, .
     return out
 
 
-def tensor_shapes(layer: Layer) -> dict[str, tuple[int, ...]]:
+def tensor_shapes(layer: AnyLayer) -> dict[str, tuple[int, ...]]:
     """The state_dict tensors of one IR layer (PyTorch's names and layout); none for an unweighted layer."""
     match layer:
         case Conv():
@@ -89,9 +89,10 @@ def tensor_shapes(layer: Layer) -> dict[str, tuple[int, ...]]:
             return shapes | ({"bias": (layer.out_features,)} if layer.bias else {})
         case Norm():
             return {k: (layer.channels,) for k in ("weight", "bias", "running_mean", "running_var")}
-    if layer.weighted:
-        raise ValueError(f"{layer.name}: no checkpoint mapping for IR {layer.kind} layers")
-    return {}
+        case Act() | MaxPool() | AvgPool() | GlobalPool() | Dropout() | DropPath():
+            return {}
+        case _:
+            assert_never(layer)
 
 
 def optional_keys(network: Network) -> set[str]:

@@ -3,7 +3,7 @@
 Small pure functions, one per rule: shapes (``pooled_size``), layer factories
 (``conv``, ``norm``, ...), block designs (``block_design``: what a block is made
 of, decided once), the layers of a block rendered from its design
-(``block_layers``), the drop-path schedule, the size budget. A rule that
+(``block_layers``, into typed parts), the feature taps, the drop-path schedule, the size budget. A rule that
 refuses a network raises ``Refused`` with the field path it concerns;
 ``resolve`` maps that path to file, line and column in one place (``_locate``).
 
@@ -20,20 +20,28 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal, assert_never, cast
 
 from .errors import Problem, SpecError, dotted
 from .ir import (
     Act,
+    AnyLayer,
+    Attention,
     AvgPool,
     Block,
     BlockDesign,
+    BlockPart,
+    Classifier,
     Conv,
     ConvSlot,
+    ConvUnit,
     Dropout,
     DropPath,
     DropPathOptions,
+    FeatureInfo,
+    FinalNorm,
     GlobalPool,
+    HeadPart,
     InitOptions,
     Layer,
     Linear,
@@ -41,10 +49,18 @@ from .ir import (
     Network,
     Norm,
     NormOptions,
+    PostAct,
     SEDesign,
     Shape,
+    Shortcut,
     ShortcutDesign,
+    Softmax,
     Stage,
+    StemConvs,
+    StemPart,
+    StemPool,
+    StochasticDepth,
+    part_layers,
 )
 from .spec import (
     MAX_INPUT_SIZE,
@@ -233,13 +249,16 @@ def same_avg_pool(name: str, shape: Shape) -> AvgPool:
 
 
 # -- sections ---------------------------------------------------------------------------------------------------
-def stem_layers(spec: Spec, r: Rules, shape: Shape) -> list[Layer]:
+def stem_parts(spec: Spec, r: Rules, shape: Shape) -> list[StemPart]:
     stem, field = spec.stem, ("stem",)
-    layers: list[Layer] = []
+    layers: list[AnyLayer] = []
+    kind: Literal["classic", "deep"]
     if isinstance(stem, ClassicStem):
+        kind = "classic"
         width = scaled_width(stem.width, spec.width_multiplier)
         layers.append(conv(r, "conv1", shape, width, stem.kernel, stem.stride, bias=r.bias(stem.norm_act), field=field))
     elif isinstance(stem, DeepStem):
+        kind = "deep"
         widths = [scaled_width(w, spec.width_multiplier) for w in stem.widths]
         for i, width in enumerate(widths):
             last = i == len(widths) - 1
@@ -251,18 +270,40 @@ def stem_layers(spec: Spec, r: Rules, shape: Shape) -> list[Layer]:
                 layers.append(norm(r, f"conv1.{3 * i + 1}", layers[-1].out_shape))
                 layers.append(act(f"conv1.{3 * i + 2}", layers[-1].out_shape, r.act))
     else:
-        return layers
+        return []
     if stem.norm_act:
         layers.append(norm(r, "bn1", layers[-1].out_shape))
         layers.append(act("act1", layers[-1].out_shape, r.act))
+    parts: list[StemPart] = [StemConvs(layers=tuple(layers), kind=kind)]
     cur = layers[-1].out_shape
     if stem.pool == "max":
-        layers.append(max_pool(r, "maxpool", cur, 3, 2, 1, stem.pool_padding))
+        parts.append(StemPool(layers=(max_pool(r, "maxpool", cur, 3, 2, 1, stem.pool_padding),), kind="max"))
     elif stem.pool == "conv":
-        layers.append(conv(r, "maxpool.0", cur, cur[0], 3, 2, bias=r.bias(True), field=field))
-        layers.append(norm(r, "maxpool.1", layers[-1].out_shape))
-        layers.append(act("maxpool.2", layers[-1].out_shape, r.act))
-    return layers
+        pool_conv = conv(r, "maxpool.0", cur, cur[0], 3, 2, bias=r.bias(True), field=field)
+        pool_norm = norm(r, "maxpool.1", pool_conv.out_shape)
+        pool = (pool_conv, pool_norm, act("maxpool.2", pool_norm.out_shape, r.act))
+        parts.append(StemPool(layers=pool, kind="conv"))
+    return parts
+
+
+def stride_of(layer: AnyLayer) -> int:
+    match layer:
+        case Conv() | MaxPool() | AvgPool():
+            return layer.stride
+        case Norm() | Act() | GlobalPool() | Dropout() | DropPath() | Linear():
+            return 1
+        case _:
+            assert_never(layer)
+
+
+def stem_tap(parts: list[StemPart]) -> FeatureInfo | None:
+    """The stem's feature map as timm takes it: after its convs (``act1``), before its pool."""
+    convs = next((p for p in parts if isinstance(p, StemConvs)), None)
+    if convs is None:
+        return None
+    last = convs.layers[-1]
+    reduction = math.prod(stride_of(x) for x in convs.layers)
+    return FeatureInfo(last.out_shape[0], reduction, last.name.split(".")[0], last.out_shape)
 
 
 def drop_rates(depths: list[int], rate: float, schedule: str) -> list[list[float]]:
@@ -331,19 +372,20 @@ def mid_channels(block: BlockSpec, width: int, name: str, field: Path_) -> int:
     return per_group * block.groups
 
 
-def se_layers(r: Rules, name: str, shape: Shape, se: SEDesign, field: Path_) -> list[Layer]:
+def se_part(r: Rules, name: str, shape: Shape, se: SEDesign, field: Path_) -> Attention:
     c = shape[0]
     rounding = make_divisible if se.rounding == "nearest" else round_down
     rd = rounding(c * se.ratio, se.divisor)
     one = (c, 1, 1)
     fc1 = conv(r, f"{name}.fc1", one, rd, 1, bias=se.bias, field=field)
     fc2 = conv(r, f"{name}.fc2", fc1.out_shape, c, 1, bias=se.bias, field=field)
-    return [fc1, act(f"{name}.act", fc1.out_shape, se.act), fc2, act(f"{name}.gate", one, "sigmoid")]
+    layers = (fc1, act(f"{name}.act", fc1.out_shape, se.act), fc2, act(f"{name}.gate", one, "sigmoid"))
+    return Attention(layers=layers, design=se)
 
 
 def shortcut_layers(
     r: Rules, name: str, design: BlockDesign, shape: Shape, out: Shape, stride: int, field: Path_, dilation: int = 1
-) -> list[Layer]:
+) -> list[AnyLayer]:
     """The shortcut's layers where the block changes shape (none where it keeps it).
 
     In a dilated stage (``dilation`` > 1, the stride turned into dilation) an average-pool shortcut
@@ -360,7 +402,7 @@ def shortcut_layers(
             "use conv, avgpool or maxpool",
             where,
         )
-    layers: list[Layer] = []
+    layers: list[AnyLayer] = []
     cur, index, conv_stride = shape, 0, stride
     if sc.pooled:  # index 0 is the pool slot (Identity when the block keeps its size)
         if stride > 1:
@@ -401,14 +443,13 @@ def block_layers(
     ``dilations``: of the convs up to the strided one, and of those after it (output_stride)."""
     channels = {"in_chs": shape[0], "mid_chs": mid, "out_chs": out_ch}
     p = f"{name}."
-    layers: list[Layer] = []
+    parts: list[BlockPart] = []
     cur = shape
-    if design.preact:
-        layers += [norm(r, p + "bn1", cur), act(p + "act1", cur, r.act)]
     for slot in design.convs:
         last = slot.index == design.last
-        if design.preact and slot.index > 1:
-            layers += [norm(r, f"{p}bn{slot.index}", cur), act(f"{p}act{slot.index}", cur, r.act)]
+        unit: list[AnyLayer] = []
+        if design.preact:
+            unit += [norm(r, f"{p}bn{slot.index}", cur), act(f"{p}act{slot.index}", cur, r.act)]
         layer = conv(
             r,
             f"{p}conv{slot.index}",
@@ -421,35 +462,39 @@ def block_layers(
             field=(*field, "block", "groups"),
             dilation=dilations[1] if slot.after_stride else dilations[0],
         )
-        layers.append(layer)
+        unit.append(layer)
         cur = layer.out_shape
         if not design.preact:
-            layers.append(norm(r, f"{p}bn{slot.index}", cur))
+            unit.append(norm(r, f"{p}bn{slot.index}", cur))
             if not (last and design.residual):  # a residual block's last act follows the addition
-                layers.append(act(f"{p}act{slot.index}", cur, r.act))
+                unit.append(act(f"{p}act{slot.index}", cur, r.act))
+        parts.append(ConvUnit(layers=tuple(unit), index=slot.index))
     if design.residual:
+        assert design.shortcut is not None  # residual designs have one
         if design.se is not None:
-            layers += se_layers(r, p + "se", cur, design.se, (*field, "block", "se"))
+            parts.append(se_part(r, p + "se", cur, design.se, (*field, "block", "se")))
         if drop_path:
-            layers.append(DropPath(name=p + "drop_path", in_shape=cur, out_shape=cur, rate=rate))
-        layers += shortcut_layers(r, p + "downsample", design, shape, cur, stride, field, dilations[1])
+            drop = DropPath(name=p + "drop_path", in_shape=cur, out_shape=cur, rate=rate)
+            parts.append(StochasticDepth(layers=(drop,)))
+        shortcut = shortcut_layers(r, p + "downsample", design, shape, cur, stride, field, dilations[1])
+        parts.append(Shortcut(layers=tuple(shortcut), design=design.shortcut))
         if not design.preact:
-            layers.append(act(f"{p}act{design.last}", cur, r.act))
+            parts.append(PostAct(layers=(act(f"{p}act{design.last}", cur, r.act),)))
     rate = rate if design.residual else 0.0
-    return Block(name, design, shape, cur, stride, tuple(layers), rate, dilations[0], dilations[1])
+    return Block(name, design, shape, cur, stride, tuple(parts), rate, dilations[0], dilations[1])
 
 
-def head_layers(spec: Spec, r: Rules, shape: Shape, preact: bool) -> list[Layer]:
-    layers: list[Layer] = []
+def head_parts(spec: Spec, r: Rules, shape: Shape, preact: bool) -> list[HeadPart]:
+    parts: list[HeadPart] = []
     if isinstance(spec.head, FeaturesHead) and spec.head.out_indices is not None:
-        return layers  # the maps feature_info lists, as they leave their modules
+        return parts  # the maps feature_info lists, as they leave their modules
     if preact:  # a pre-activation network ends with the norm + act its last block left out
-        layers += [norm(r, "post_bn", shape), act("post_act", shape, r.act)]
+        parts.append(FinalNorm(layers=(norm(r, "post_bn", shape), act("post_act", shape, r.act))))
     head = spec.head
     if not isinstance(head, ClassifierHead):
-        return layers
+        return parts
     c, k = shape[0], head.classes
-    layers.append(GlobalPool(name="global_pool", in_shape=shape, out_shape=(c,), pool=head.pool))
+    layers: list[AnyLayer] = [GlobalPool(name="global_pool", in_shape=shape, out_shape=(c,), pool=head.pool)]
     if head.dropout > 0:
         layers.append(Dropout(name="dropout", in_shape=(c,), out_shape=(c,), rate=head.dropout))
     layers.append(
@@ -463,9 +508,10 @@ def head_layers(spec: Spec, r: Rules, shape: Shape, preact: bool) -> list[Layer]
             out_features=k,
         )
     )
+    parts.append(Classifier(layers=tuple(layers)))
     if head.activation == "softmax":
-        layers.append(act("softmax", (k,), "softmax"))
-    return layers
+        parts.append(Softmax(layers=(act("softmax", (k,), "softmax"),)))
+    return parts
 
 
 # -- the size budget --------------------------------------------------------------------------------------------
@@ -604,16 +650,19 @@ def _network(spec: Spec, hw: tuple[int, int]) -> Network:
     r = Rules(NormOptions(spec.norm.eps, spec.norm.momentum), spec.act, spec.conv_bias, hw, spec.input.channels)
     shape: Shape = (spec.input.channels, *hw)
     totals = input_totals(r)
-    stem = stem_layers(spec, r, shape)
-    totals = spend(totals, stem, "the stem", ("stem",), r)
-    shape = stem[-1].out_shape if stem else shape
+    stem = stem_parts(spec, r, shape)
+    totals = spend(totals, part_layers(tuple(stem)), "the stem", ("stem",), r)
+    tap = stem_tap(stem)
+    features = [tap] if tap is not None else []
+    shape = stem[-1].layers[-1].out_shape if stem else shape
     depths = [s.depth for s in spec.stages]
     rates = drop_rates(depths, spec.drop_path.rate, spec.drop_path.schedule)
     taken = out_indices(spec, bool(stem))
     # A features head with out_indices ends the network at the last stage it takes (timm's features_only).
     built = len(spec.stages) if taken is None else taken[-1] + (0 if stem else 1)
     strides = [s.stride if s.stride is not None else (1 if i == 0 else 2) for i, s in enumerate(spec.stages)]
-    stem_stride = math.prod(getattr(x, "stride", 1) for x in stem)
+    stem_stride = math.prod(stride_of(x) for x in part_layers(tuple(stem)))
+    reduction = stem_stride
     plan = stage_strides(stem_stride, strides, spec.output_stride)
     stages: list[Stage] = []
     previous = 1  # the dilation before this stage
@@ -649,17 +698,19 @@ def _network(spec: Spec, hw: tuple[int, int]) -> Network:
             blocks.append(block)
             shape = block.out_shape
         stages.append(Stage(name, design, tuple(blocks), stage_in, shape, mid, stride, dilation, previous))
+        reduction *= stride
+        features.append(FeatureInfo(shape[0], reduction, name, shape))
         previous = dilation
-    head = head_layers(spec, r, shape, stages[-1].design.preact)
-    spend(totals, head, "the head", ("head",), r)
+    head = head_parts(spec, r, shape, stages[-1].design.preact)
+    spend(totals, part_layers(tuple(head)), "the head", ("head",), r)
     head_spec = spec.head
     resolved = spec.model_dump(mode="json")
     return Network(
         name=spec.name,
         input_shape=(spec.input.channels, *hw),
-        stem=tuple(stem),
+        stem_parts=tuple(stem),
         stages=tuple(stages),
-        head=tuple(head),
+        head_parts=tuple(head),
         act=spec.act,
         norm=r.norm,
         drop_path=DropPathOptions(spec.drop_path.rate, spec.drop_path.schedule, tuple(depths)),
@@ -670,6 +721,7 @@ def _network(spec: Spec, hw: tuple[int, int]) -> Network:
         resolved=resolved,
         out_indices=taken,
         output_stride=spec.output_stride,
+        feature_info=tuple(features),
     )
 
 

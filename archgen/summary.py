@@ -11,23 +11,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, assert_never
 
-from .ir import (
-    Act,
-    AvgPool,
-    Block,
-    Conv,
-    Dropout,
-    DropPath,
-    GlobalPool,
-    Layer,
-    Linear,
-    MaxPool,
-    Network,
-    Norm,
-    Shape,
-)
+from . import describe
+from .ir import AnyLayer, Attention, Block, ConvUnit, Network, PostAct, Shape, Shortcut, StochasticDepth
 
 if TYPE_CHECKING:  # rich is imported by the functions that make tables: the text helpers serve validate too
     from rich.console import Group
@@ -174,61 +161,8 @@ class LayerTotals:
 
 _STEPS = ("add", "scale")  # the kinds of the rows that are no module
 
-# The PyTorch class of each activation the IR names (as the torch backend builds it).
-_ACT_CLASSES = {
-    "relu": "ReLU",
-    "relu6": "ReLU6",
-    "silu": "SiLU",
-    "gelu": "GELU",
-    "leaky_relu": "LeakyReLU",
-    "elu": "ELU",
-    "mish": "Mish",
-    "hardswish": "Hardswish",
-    "tanh": "Tanh",
-    "sigmoid": "Sigmoid",
-    "softmax": "Softmax",
-}
 
-
-def _rate(rate: float) -> str:
-    return f"{rate:.4g}"
-
-
-def op_text(layer: Layer) -> str:
-    """What a layer does, in PyTorch's words: ``Conv2d 3x3/2`` (kernel, then stride where it is not 1;
-    ``g32`` groups, ``d2`` dilation, ``+bias``), ``BatchNorm2d``, ``ReLU``, ``MaxPool2d 3x3/2``, ..."""
-    match layer:
-        case Conv():
-            text = f"Conv2d {layer.kernel}x{layer.kernel}" + (f"/{layer.stride}" if layer.stride != 1 else "")
-            text += f" g{layer.groups}" if layer.groups != 1 else ""
-            text += f" d{layer.dilation}" if layer.dilation != 1 else ""
-            return text + (" +bias" if layer.bias else "")
-        case Norm():
-            return "BatchNorm2d"
-        case Act():
-            return _ACT_CLASSES.get(layer.fn, layer.fn)
-        case MaxPool():
-            pad = " zero-padded" if layer.pad_value == "zero" and layer.padding else ""
-            return f"MaxPool2d {layer.kernel}x{layer.kernel}/{layer.stride}{pad}"
-        case AvgPool() if layer.pad_after:
-            return f"AvgPool2d {layer.kernel}x{layer.kernel} same"
-        case AvgPool():
-            return f"AvgPool2d {layer.kernel}x{layer.kernel}/{layer.stride} ceil"
-        case GlobalPool():
-            return f"GlobalPool {layer.pool}"
-        case Dropout():
-            return f"Dropout {_rate(layer.rate)}"
-        case DropPath():
-            return f"DropPath {_rate(layer.rate)}"
-        case Linear():
-            return "Linear" + ("" if layer.bias else " (no bias)")
-    return layer.kind
-
-
-def _row(layer: Layer, section: str, block: Block | None) -> LayerRow:
-    op = op_text(layer)
-    if block is not None and layer.name.startswith(f"{block.name}.se."):  # squeeze-excitation's layers
-        op = "SE gate: Sigmoid" if isinstance(layer, Act) and layer.fn == "sigmoid" else f"SE: {op}"
+def _row(layer: AnyLayer, section: str, block: Block | None, op: str) -> LayerRow:
     return LayerRow(
         name=layer.name,
         kind=layer.kind,
@@ -244,26 +178,36 @@ def _row(layer: Layer, section: str, block: Block | None) -> LayerRow:
 
 
 def _block_rows(block: Block, section: str) -> list[LayerRow]:
-    rows = [_row(x, section, block) for x in block.layers]
-    gate = next((i for i, r in enumerate(rows) if r.name == f"{block.name}.se.gate"), None)
-    if gate is not None:  # the gate scales the residual branch's output, which has the block's shape
-        scale = LayerRow(f"{block.name}.se.scale", "scale", "SE: x * gate", section, block.name, block.out_shape)
-        rows.insert(gate + 1, scale)
-    if block.design.residual:
-        add = LayerRow(f"{block.name}.add", "add", "add (residual)", section, block.name, block.out_shape)
-        # A post-activation block's last layer is the activation after the addition (resolve.block_layers);
-        # a pre-activation block ends with the addition.
-        rows.insert(len(rows) if block.design.preact else len(rows) - 1, add)
+    rows: list[LayerRow] = []
+    for part in block.parts:
+        match part:
+            case Attention():  # the gate scales the residual branch's output, which has the block's shape
+                rows += [_row(x, section, block, describe.attention_op(part, x)) for x in part.layers]
+                scale = describe.attention_scale(part)
+                rows.append(LayerRow(f"{part.module}.scale", "scale", scale, section, block.name, block.out_shape))
+            case PostAct():  # the activation after the addition
+                rows.append(_add_row(block, section))
+                rows += [_row(x, section, block, describe.op_text(x)) for x in part.layers]
+            case ConvUnit() | StochasticDepth() | Shortcut():
+                rows += [_row(x, section, block, describe.op_text(x)) for x in part.layers]
+            case _:
+                assert_never(part)
+    if block.design.residual and block.design.preact:  # a pre-activation block ends with the addition
+        rows.append(_add_row(block, section))
     return rows
+
+
+def _add_row(block: Block, section: str) -> LayerRow:
+    return LayerRow(f"{block.name}.add", "add", "add (residual)", section, block.name, block.out_shape)
 
 
 def layer_rows(network: Network) -> list[LayerRow]:
     """Every layer of the network in forward order, each residual addition where it happens."""
-    rows = [_row(x, "stem", None) for x in network.stem]
+    rows = [_row(x, "stem", None, describe.op_text(x)) for x in network.stem]
     for stage in network.stages:
         for block in stage.blocks:
             rows += _block_rows(block, stage.name)
-    rows += [_row(x, "head", None) for x in network.head]
+    rows += [_row(x, "head", None, describe.op_text(x)) for x in network.head]
     return rows
 
 

@@ -9,12 +9,25 @@ import re
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, assert_never
 
 from archgen import live
 from archgen.emit import render, render_template
 from archgen.errors import MissingFramework, OptionError, RunError, memory_guard
-from archgen.ir import Conv, Layer, Linear, Network, Norm, Shape
+from archgen.ir import (
+    Act,
+    AnyLayer,
+    AvgPool,
+    Conv,
+    Dropout,
+    DropPath,
+    GlobalPool,
+    Linear,
+    MaxPool,
+    Network,
+    Norm,
+    Shape,
+)
 
 from .emit import keras_name
 
@@ -300,7 +313,7 @@ def _floatx(dtype: str | None) -> Iterator[None]:
 _NORM_KEYS = ("weight", "bias", "running_mean", "running_var")
 
 
-def _to_torch(layer: Layer, values: list[Any]) -> dict[str, Any]:
+def _to_torch(layer: AnyLayer, values: list[Any]) -> dict[str, Any]:
     """A Keras layer's arrays in PyTorch's names and layout (conv HWIO -> OIHW, dense transposed)."""
     match layer:
         case Conv():
@@ -309,10 +322,13 @@ def _to_torch(layer: Layer, values: list[Any]) -> dict[str, Any]:
             return {"weight": values[0].T} | ({"bias": values[1]} if len(values) > 1 else {})
         case Norm():
             return dict(zip(_NORM_KEYS, values, strict=True))
-    raise ValueError(f"{layer.name}: no weight mapping for IR {layer.kind} layers")
+        case Act() | MaxPool() | AvgPool() | GlobalPool() | Dropout() | DropPath():
+            raise ValueError(f"{layer.name}: IR {layer.kind} layers hold no weights")
+        case _:
+            assert_never(layer)
 
 
-def _from_torch(layer: Layer, tensors: dict[str, Any]) -> list[Any]:
+def _from_torch(layer: AnyLayer, tensors: dict[str, Any]) -> list[Any]:
     """PyTorch-layout tensors as the arrays of the Keras layer, in Keras' order."""
     bias = [tensors["bias"]] if "bias" in tensors else []
     match layer:
@@ -322,7 +338,10 @@ def _from_torch(layer: Layer, tensors: dict[str, Any]) -> list[Any]:
             return [tensors["weight"].T, *bias]
         case Norm():
             return [tensors[k] for k in _NORM_KEYS]
-    raise ValueError(f"{layer.name}: no weight mapping for IR {layer.kind} layers")
+        case Act() | MaxPool() | AvgPool() | GlobalPool() | Dropout() | DropPath():
+            raise ValueError(f"{layer.name}: IR {layer.kind} layers hold no weights")
+        case _:
+            assert_never(layer)
 
 
 def _snake(name: str) -> str:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from typing import assert_never
 
-from archgen.ir import Act, Conv, Dropout, GlobalPool, Layer, Linear, MaxPool, Norm
+from archgen.ir import Act, AnyLayer, AvgPool, Conv, Dropout, DropPath, GlobalPool, Linear, MaxPool, Norm
 from archgen.registry import Emitter
 
 # Keras 3 activation for each spec activation.
@@ -37,7 +38,7 @@ def activation(fn: str) -> str:
     return ACTIVATIONS[fn]
 
 
-def apply(layer: Layer, network_act: str) -> str:
+def apply(layer: AnyLayer, network_act: str) -> str:
     """A statement applying one stem or head layer to ``x``."""
     name = f'"{keras_name(layer.name)}"'
     match layer:
@@ -64,7 +65,10 @@ def apply(layer: Layer, network_act: str) -> str:
             return f"x = layers.Dropout({layer.rate!r}, name={name})(x)"
         case Linear():
             return f"x = layers.Dense(num_classes, name={name})(x)"
-    raise ValueError(f"no Keras statement for IR {layer.kind} layer {layer.name}")
+        case AvgPool() | DropPath():  # block layers: the block templates render them
+            raise ValueError(f"no Keras statement for IR {layer.kind} layer {layer.name} in a stem or head")
+        case _:
+            assert_never(layer)
 
 
 def snake(name: str) -> str:

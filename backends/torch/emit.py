@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from archgen.ir import Act, Conv, Dropout, GlobalPool, Layer, Linear, MaxPool, Norm
+from typing import assert_never
+
+from archgen.ir import Act, AnyLayer, AvgPool, Conv, Dropout, DropPath, GlobalPool, Linear, MaxPool, Norm
 from archgen.registry import Emitter
 
 ACTIVATIONS = {
@@ -50,7 +52,7 @@ def conv_args(
     return ", ".join(args)
 
 
-def module(layer: Layer, network_act: str) -> str:
+def module(layer: AnyLayer, network_act: str) -> str:
     """Constructor expression for a stem or head layer."""
     match layer:
         case Conv():
@@ -72,7 +74,10 @@ def module(layer: Layer, network_act: str) -> str:
             return f"nn.Dropout({layer.rate!r})"
         case Linear():
             return f"nn.Linear({layer.in_features}, num_classes)"
-    raise ValueError(f"no PyTorch expression for IR {layer.kind} layer {layer.name}")
+        case AvgPool() | DropPath():  # block layers: the block templates render them
+            raise ValueError(f"no PyTorch expression for IR {layer.kind} layer {layer.name} in a stem or head")
+        case _:
+            assert_never(layer)
 
 
 EMITTER = Emitter(
