@@ -9,16 +9,21 @@ Importing archgen imports no deep-learning framework; a backend does, lazily.
 
 from __future__ import annotations
 
+import sys
+import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import CheckpointError, MissingFramework, OptionError, Problem, RunError, SpecError
-from .ir import Network
-from .loader import Override, Overrides, load_spec, load_spec_with_positions
-from .resolve import resolve
-from .spec import Spec
-from .transfer import transfer_weights
+
+if TYPE_CHECKING:
+    from .ir import Network
+    from .loader import Override, Overrides, load_spec
+    from .loader import load_spec_with_positions as load_spec_with_positions
+    from .resolve import resolve
+    from .spec import Spec
+    from .transfer import transfer_weights
 
 __version__ = "0.1.0"
 __all__ = [
@@ -40,6 +45,57 @@ __all__ = [
     "transfer_weights",
 ]
 
+# The names above that live in heavier modules (pydantic's spec models, the IR), imported when first
+# used, so that ``import archgen`` (and the command line's start, its help and ``--version``) does not
+# pay for them. ``Override``, ``Overrides`` and ``load_spec_with_positions`` are not in __all__ but were
+# always reachable here, and so were the submodules that importing those names imported.
+_LAZY = {
+    "Network": "ir",
+    "Override": "loader",
+    "Overrides": "loader",
+    "load_spec": "loader",
+    "load_spec_with_positions": "loader",
+    "Spec": "spec",
+    "transfer_weights": "transfer",
+}
+_SUBMODULES = ("catalog", "ir", "loader", "merge", "registry", "spec", "transfer", "yamlsource")
+
+
+def __getattr__(name: str) -> Any:
+    from importlib import import_module
+
+    if name in _SUBMODULES:
+        return import_module(f".{name}", __name__)  # which sets it as this package's attribute
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value  # found once; later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, *_SUBMODULES, "resolve"})
+
+
+class _Package(types.ModuleType):
+    """``archgen.resolve`` is the function, as it was when this module imported it eagerly, although
+    ``archgen.resolve`` is also a submodule's name: the import system sets a package's attribute to
+    the submodule when that is first imported, which this property ignores."""
+
+    @property
+    def resolve(self) -> Any:
+        from .resolve import resolve as function
+
+        return function
+
+    @resolve.setter
+    def resolve(self, submodule: object) -> None:
+        pass
+
+
+sys.modules[__name__].__class__ = _Package
+
 
 # timm.create_model's keyword arguments, as the spec fields they set.
 TIMM_KWARGS = {
@@ -56,6 +112,10 @@ def compile_spec(
 ) -> tuple[Spec, Network]:
     """Load (a file, a shipped spec's name, or a spec's data as a mapping), validate and resolve;
     errors name file, line and field."""
+    from .loader import load_spec_with_positions
+    from .resolve import resolve
+    from .spec import Spec
+
     if isinstance(spec_or_path, Spec):
         if overrides:
             raise TypeError("overrides apply to a spec file or mapping; pass one, or change the Spec with model_copy")
@@ -106,6 +166,8 @@ def build(
     it, channels_last, in eval mode; ``model.archgen_network`` is its IR (``archgen.fuse``).
     """
     if fields:
+        from .loader import Override
+
         # Each named as it was written (head__classes=10), in problems; set after ``overrides``.
         extra = [Override.keyword(k, TIMM_KWARGS.get(k, k.replace("__", ".")), v) for k, v in fields.items()]
         overrides = [*_as_list(overrides), *extra]
@@ -144,7 +206,9 @@ def _features_network(
     """The spec's network with a features head taking ``out_indices`` (every map if None)."""
     from pydantic import ValidationError
 
-    from .spec import FeaturesHead, NoStem
+    from .loader import load_spec_with_positions
+    from .resolve import resolve
+    from .spec import FeaturesHead, NoStem, Spec
 
     if isinstance(spec_or_path, Spec):
         spec, positions = spec_or_path, None
@@ -167,5 +231,7 @@ def _as_list(overrides: Overrides) -> list[str | Override]:
     if not overrides:
         return []
     if isinstance(overrides, Mapping):
+        from .loader import Override
+
         return [Override.item(k, v) for k, v in overrides.items()]
     return list(overrides)

@@ -15,7 +15,6 @@ any spec inside that root and nothing outside it (``loader.py``).
 
 from __future__ import annotations
 
-import difflib
 import errno
 import os
 import re
@@ -167,6 +166,8 @@ def is_shipped(path: Path) -> bool:
 def suggest(name: str, candidates: list[str]) -> str:
     """'; did you mean 'x'?' for the candidate equal to ``name`` but for letter case, else the closest
     one, letter case aside (``RESNET50``: ``resnet50``), or nothing."""
+    import difflib  # only a mistake needs it
+
     folded = {c.casefold(): c for c in reversed(candidates)}  # the first of candidates equal but for case
     same = folded.get(name.casefold())
     if same is None:

@@ -13,25 +13,29 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import io
 import json
 import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from . import __version__, atomic, catalog, compile_spec, registry
+from . import __version__, catalog, compile_spec
 from .errors import MissingFramework, OptionError, Problem, RunError, SpecError, printable
-from .export import FORMATS as EXPORT_FORMATS
-from .ir import Network
-from .summary import flops_text, network_table, shape_text
 
-if TYPE_CHECKING:  # rich is imported where a command prints with it: validate and emit never do
+# A command imports the modules it needs where it runs, so that every start (validate's above all, and
+# --help) pays only for those of the command given: rich where a command prints a table, the backends'
+# templates, the export formats, graphviz, the summary tables.
+if TYPE_CHECKING:
     from rich.console import Console, JustifyMethod
+
+    from .ir import Network
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 EXIT_MISMATCH, EXIT_INPUT, EXIT_RUNTIME = 1, 2, 3
@@ -87,6 +91,16 @@ def _quiet_stdout() -> None:
         os.close(devnull)
 
 
+# pydantic looks for plugins (the "pydantic" entry-point group of every installed package) when it
+# builds a model's validator; the scan takes some 12 ms of validate's start. The command line's models
+# are archgen's own, so while a command runs pydantic is told, in its documented way, to load none
+# (https://docs.pydantic.dev/latest/concepts/plugins/): the variable is set only if the user has not
+# set it (PYDANTIC_DISABLE_PLUGINS= brings the plugins back) and removed when the command ends, so a
+# program that calls the CLI in its own process and builds models after it scans as before. Library
+# use (import archgen) never sets it.
+_PYDANTIC_PLUGINS = "PYDANTIC_DISABLE_PLUGINS"
+
+
 class ArchgenGroup(click.Group):
     """Turns every user-facing failure of a command into ``error: ...`` lines and its exit code."""
 
@@ -97,14 +111,22 @@ class ArchgenGroup(click.Group):
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(AttributeError, ValueError, io.UnsupportedOperation):
                 stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        global _as_program
         main_thread = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+        _as_program = (args[0] if args else kwargs.get("args")) is None
+        plugins_set = _PYDANTIC_PLUGINS not in os.environ
+        if plugins_set:
+            os.environ[_PYDANTIC_PLUGINS] = "__all__"
         try:
             try:
                 if not kwargs.pop("standalone_mode", True):
                     return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
                 sys.exit(self._standalone(*args, **kwargs))
             finally:
+                if plugins_set:
+                    os.environ.pop(_PYDANTIC_PLUGINS, None)
+                _as_program = False
                 sys.stdout.flush()  # a full disk or closed pipe behind stdout is reported here, not at exit
         except BrokenPipeError:
             _quiet_stdout()
@@ -159,21 +181,47 @@ class ArchgenGroup(click.Group):
             _fail(["terminated (SIGTERM)"], EXIT_TERMINATED)
 
 
-class BackendChoice(click.Choice):  # type: ignore[type-arg]  # generic only in click stubs >= 8.2
-    """The installed backends, looked up when an option is parsed or its help shown: finding the
-    plug-in ones scans every installed package's entry points, which no other command should pay for."""
+class LazyChoice(click.Choice):  # type: ignore[type-arg]  # generic only in click stubs >= 8.2
+    """A choice whose values are looked up when an option is parsed or its help shown, not when the
+    command line starts: they come from modules that only their own command should pay for."""
 
-    def __init__(self, *, exclude: tuple[str, ...] = ()) -> None:
-        self.exclude = exclude
+    def __init__(self, values: Callable[[], list[str]]) -> None:
+        self.values = values
         super().__init__([])
 
     @property  # type: ignore[override]
     def choices(self) -> list[str]:
-        return [n for n in registry.names() if n not in self.exclude]
+        return self.values()
 
     @choices.setter
     def choices(self, _: object) -> None:  # click.Choice.__init__ assigns it
         pass
+
+
+class BackendChoice(LazyChoice):
+    """The installed backends: finding the plug-in ones scans every installed package's entry points."""
+
+    def __init__(self, *, exclude: tuple[str, ...] = ()) -> None:
+        self.exclude = exclude
+        super().__init__(self._names)
+
+    def _names(self) -> list[str]:
+        from . import registry
+
+        return [n for n in registry.names() if n not in self.exclude]
+
+
+def _emitters() -> list[str]:
+    """The backends that bring templates (their packages imported, no framework)."""
+    from . import registry
+
+    return registry.emitters()
+
+
+def _export_formats() -> list[str]:
+    from .export import FORMATS
+
+    return list(FORMATS)
 
 
 class SpecRef(click.ParamType):  # type: ignore[type-arg]  # generic only in click stubs >= 8.2
@@ -199,7 +247,34 @@ SPEC = SpecRef()
 
 
 def _compile(path: Path, overrides: tuple[str, ...], input_size: int | None) -> Network:
+    _import_language()
     return compile_spec(path, list(overrides), input_size)[1]
+
+
+def _import_language() -> None:
+    """Import the spec language (pydantic's models) and the IR with the cyclic garbage collector paused.
+
+    Their imports create tens of thousands of objects, all of which stay alive, and set off some 65
+    collections that find nothing to free (about 25 ms of validate's 0.3 s, measured); the first
+    collection after them would still go through them all (15 ms). The collector is paused for the
+    imports alone, and only if it was running; where archgen is the program (``main()`` reading
+    sys.argv, as the ``archgen`` script does), what they made is then frozen (``gc.freeze``: left out
+    of every later collection, the one at exit included), which a program that calls ``main(args)``
+    in its own process is spared."""
+    if "archgen.resolve" in sys.modules:
+        return
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        from . import loader, resolve  # noqa: F401
+    finally:
+        if enabled:
+            if _as_program:
+                gc.freeze()
+            gc.enable()
+
+
+_as_program = False  # main() was called as the program, its arguments from sys.argv
 
 
 # Box drawing as ASCII, for tables written into a pipe or file: each table keeps its layout.
@@ -299,6 +374,7 @@ def validate(specs: tuple[str, ...], as_json: bool) -> None:
     and name/params/flops or the problems (file, line, column, field, message)."""
     failed = False
     report: list[dict[str, Any]] = []
+    _import_language()
     for given in specs:
         try:
             path = SPEC.convert(given, None, None)
@@ -351,7 +427,7 @@ def _problem_json(problem: Problem) -> dict[str, Any]:
 )
 def summary(spec: Path, overrides: tuple[str, ...], input_size: int | None, as_json: bool, layers: bool) -> None:
     """Print the per-section table of SPEC (shapes, params, FLOPs) from the IR alone; --layers: every layer."""
-    from .summary import layers_json, layers_report
+    from .summary import layers_json, layers_report, network_table
 
     network = _compile(spec, overrides, input_size)
     if as_json:
@@ -403,6 +479,7 @@ def graph_command(spec: Path, output: Path, detail: str, overrides: tuple[str, .
     archgen graph specs/resnet50.yaml -o r50.pdf --detail block --set stages.2.depth=9
     archgen graph resnet50d -o resnet50d.dot --input-size 160
     """
+    from . import atomic
     from . import graph as graphing
 
     problem = graphing.path_problem(output)
@@ -461,6 +538,7 @@ def build(
     IR's; a mismatch exits 1.
     """
     from .checks import check_build
+    from .summary import network_table, shape_text
 
     network = _compile(spec, overrides, input_size)
     _, report = check_build(network, backend, device, weights=weights, fuse=fuse)
@@ -545,6 +623,7 @@ def compare(
     archgen compare specs/resnet50d.yaml --input-size 64
     archgen compare specs/resnetrs152.yaml --dtype float64 --weights rs152.safetensors
     """
+    from . import registry
     from .compare import compare as run_compare
     from .port import check_state, read_torch_checkpoint
 
@@ -603,6 +682,7 @@ def port(checkpoint: Path, spec: Path, target: str, output: Path, verify: bool, 
     """
     from rich.progress import track
 
+    from . import atomic, registry
     from . import port as porting
 
     problem = porting.path_problem(checkpoint, output, target)
@@ -640,7 +720,7 @@ def port(checkpoint: Path, spec: Path, target: str, output: Path, verify: bool, 
     "--format",
     "fmt",
     required=True,
-    type=click.Choice(list(EXPORT_FORMATS)),
+    type=LazyChoice(_export_formats),
     help="From PyTorch: onnx (OUT.onnx), torchscript (OUT.pt or OUT.ts), exported-program (torch.export, "
     "OUT.pt2); from Keras: saved_model (a TensorFlow SavedModel folder OUT), litert (OUT.tflite).",
 )
@@ -696,8 +776,10 @@ def export_command(
     archgen export resnet50d --format saved_model --weights resnet50d.pth -o resnet50d_savedmodel
     archgen export resnet50d --format torchscript --fuse --weights resnet50d.pth -o resnet50d_fused.pt
     """
+    from . import atomic
     from . import export as exporting
     from .port import check_state, read_torch_checkpoint
+    from .summary import shape_text
 
     problem = exporting.path_problem(output, fmt, weights)
     if problem:
@@ -861,6 +943,7 @@ def list_specs(spec_dir: Path | None, as_json: bool) -> None:
     --json: one object per spec (spec file, name, input shape, params, norm statistics, flops, or its
     problems)."""
     folder = _spec_folder(spec_dir)
+    _import_language()
     rows: list[dict[str, Any]] = []
     problems: list[Problem] = []
     for path in _spec_files(folder):
@@ -887,6 +970,8 @@ def list_specs(spec_dir: Path | None, as_json: bool) -> None:
             sys.exit(EXIT_INPUT)
         return
     from rich.table import Table
+
+    from .summary import flops_text, shape_text
 
     title = "specs shipped with archgen" if spec_dir is None else f"specs in {spec_dir}"
     table = Table(title=_escape(printable(title)), title_justify="left")
@@ -931,7 +1016,7 @@ def _spec_folder(path: Path | None) -> Path:
     "--backend",
     "-b",
     "backends",
-    type=click.Choice(registry.emitters()),
+    type=LazyChoice(_emitters),
     multiple=True,
     help="Backend to emit for (repeatable). Default: torch for one spec, every backend with --all.",
 )
@@ -984,6 +1069,7 @@ def emit(
     Files are formatted, identical on every run, and written atomically: an
     invalid spec leaves any existing file untouched.
     """
+    from . import atomic, registry
     from . import emit as emitter
 
     if all_specs == (spec is not None):
@@ -1033,6 +1119,7 @@ def emit(
 @click.option("--check", is_flag=True, help="With -o: exit 1 if the file is not current, writing nothing.")
 def schema(output: Path | None, check: bool) -> None:
     """Print the JSON Schema of the spec language (or write it, only when it changed)."""
+    from . import atomic
     from .schema import schema_text
 
     text = schema_text()
@@ -1068,6 +1155,7 @@ def diff_command(spec_a: Path, spec_b: Path, input_size: int | None, as_json: bo
     archgen diff specs/resnet50.yaml my_variant.yaml --input-size 128 --json
     """
     from . import diff as differ
+    from .summary import flops_text
 
     networks, problems = [], []
     for path in (spec_a, spec_b):
@@ -1126,6 +1214,7 @@ def new_command(name: str, base: Path, overrides: tuple[str, ...], output: Path 
     archgen new r101_deep3 --from resnet101 --set stages.2.depth=36 -o experiments/r101_deep3.yaml
     """
     from . import new as authoring
+    from .summary import flops_text
 
     planned = authoring.plan(name, base, overrides, output if output is not None else Path(f"{name}.yaml"))
     authoring.write(planned)

@@ -25,7 +25,6 @@ chain is read with the file, before overrides apply.
 from __future__ import annotations
 
 import datetime
-import difflib
 import os
 import re
 import types
@@ -717,6 +716,8 @@ def _models_at(loc: tuple[Any, ...]) -> tuple[list[type[BaseModel]], list[type[B
 
 def _unknown_field(key: str, loc: tuple[Any, ...]) -> str:
     """'unknown field' with the closest field of the same model, or the variant the field belongs to."""
+    import difflib  # only a mistake needs it
+
     models, variants = _models_at(loc)
     fields = {f for m in models for f in m.model_fields} if models else set(_field_names())
     others = sorted(fields - {key})
@@ -789,6 +790,8 @@ _BOUNDS = {
 
 def _message(err: Any, path: Path_) -> tuple[str, bool]:
     """archgen's message for one pydantic error, and whether it still needs '; received ...'."""
+    import difflib  # only a mistake needs it
+
     kind, ctx, message = err["type"], err.get("ctx") or {}, err["msg"]
     if kind in _EXPECTED:
         return _EXPECTED[kind], True
@@ -826,6 +829,8 @@ def _message(err: Any, path: Path_) -> tuple[str, bool]:
         close = difflib.get_close_matches(tag, [t.strip("'") for t in expected.split(", ")], n=1)
         return f"unknown type {tag!r}; expected {expected}" + (f"; did you mean '{close[0]}'?" if close else ""), False
     message = message.removeprefix("Value error, ")  # our own validators' messages
+    if kind == "value_error" and isinstance(err.get("input"), dict):  # a rule over a mapping's fields
+        return message, False
     return message.replace("Input should be", "expected"), "received" not in message
 
 
@@ -905,6 +910,8 @@ _UNKNOWN = "unknown field"  # in _problems, an unknown key whose message is not 
 
 def _may_suggest(key: str, name: str) -> bool:
     """Whether ``_unknown_field`` could suggest ``name`` for ``key`` (a cheap bound on its two rules)."""
+    import difflib  # only a mistake needs it
+
     if min(len(key), len(name)) >= 3 and (key.startswith(name) or name.startswith(key)):
         return True
     matcher = difflib.SequenceMatcher(None, key, name)

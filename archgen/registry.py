@@ -13,12 +13,13 @@ import functools
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from types import ModuleType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import MissingFramework, OptionError
-from .ir import Network, Shape
+
+if TYPE_CHECKING:
+    from .ir import Network, Shape
 
 BUILTIN: dict[str, str] = {"keras": "archgen.backends.keras", "torch": "archgen.backends.torch"}
 
@@ -84,7 +85,10 @@ class UnknownBackend(OptionError, KeyError):
 @functools.cache
 def _targets() -> dict[str, str]:
     """Backend name -> package, read once per process (scanning the installed packages' entry points
-    takes ~14 ms, once per ``archgen.build`` before)."""
+    takes ~14 ms, once per ``archgen.build`` before; importing importlib.metadata ~25 ms more, which is
+    why only this function does)."""
+    from importlib.metadata import entry_points
+
     external = {ep.name: ep.value.split(":")[0] for ep in entry_points(group="archgen.backends")}
     return {**external, **BUILTIN}
 

@@ -176,7 +176,7 @@ CPU = Plan(
     build=(("resnet50d", "resnet50d", 3), ("resnetrs152", "resnetrs152", 3), ("resnetrs420", "resnetrs420", 2)),
     keras_build=((K50, 3), (KRS152, 1), (KRS420, 1)),  # tf_keras builds RS-420 in about a minute
     keras_runtime=(K50, KRS50),
-    tooling_repeats=5,
+    tooling_repeats=11,
     sections=SECTIONS,
 )
 CPU_QUICK = replace(
@@ -861,8 +861,14 @@ def archgen_command() -> list[str]:
 
 
 def process(args: Sequence[str]) -> Callable[[], object]:
+    # As installed (pip byte-compiles a package): a module edited since its bytecode was written is compiled
+    # again by the warmup run and kept, even where PYTHONDONTWRITEBYTECODE would have it compiled every run.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
     def run() -> object:
-        done = subprocess.run(list(args), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+        done = subprocess.run(
+            list(args), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False
+        )
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} exited {done.returncode}:\n{done.stderr.decode()[-2000:]}")
         return done
@@ -885,11 +891,13 @@ def tooling(plan: Plan, device: str) -> Iterator[Measurement | str]:
 
     commands.append(("archgen emit --all --out TMPDIR", emit_all))
     for label, run in commands:
+        load = os.getloadavg()[0]
         s = interleaved(run, python_pass, plan.tooling_repeats, 1)
         target = None
         if label.startswith("archgen validate"):
             target = Target(f"`{label}` < {VALIDATE_LIMIT} s (whole process)", VALIDATE_LIMIT, "seconds")
-        yield Measurement.of(label, s.ours, s.reference, reference_name="python -c pass", target=target)
+        note = f"load average {load:.2f} before, {os.getloadavg()[0]:.2f} after"
+        yield Measurement.of(label, s.ours, s.reference, reference_name="python -c pass", target=target, note=note)
 
 
 # -- running and writing -------------------------------------------------------------------------
@@ -1019,7 +1027,9 @@ def plan_text(plan: Plan, key: str, device: str) -> str:
     if key == "tooling":
         return (
             f"Whole processes (`{' '.join(Path(a).name for a in archgen_command()[:1])} ...`, wall time), one warmup "
-            f"then {plan.tooling_repeats} sample(s), interleaved with `python -c pass` (the interpreter's own start)."
+            f"then {plan.tooling_repeats} sample(s), interleaved with `python -c pass` (the interpreter's own start); "
+            "the figure is the median. Modules are byte-compiled as an installed package's are (the warmup writes "
+            "what is stale, PYTHONDONTWRITEBYTECODE aside); the notes give the load average around each row."
         )
     if key == "memory":
         if device.startswith("cuda"):
