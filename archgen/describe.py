@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import assert_never
 
+from .activations import ACTIVATIONS
 from .ir import (
     Act,
     AnyLayer,
     Attention,
+    AttentionDesign,
     AvgPool,
     Conv,
     Dropout,
@@ -21,24 +23,10 @@ from .ir import (
     MaxPool,
     Network,
     Norm,
+    SEDesign,
     StemConvs,
     StemPool,
 )
-
-# The PyTorch class of each activation the IR names (as the torch backend builds it).
-ACT_CLASSES = {
-    "relu": "ReLU",
-    "relu6": "ReLU6",
-    "silu": "SiLU",
-    "gelu": "GELU",
-    "leaky_relu": "LeakyReLU",
-    "elu": "ELU",
-    "mish": "Mish",
-    "hardswish": "Hardswish",
-    "tanh": "Tanh",
-    "sigmoid": "Sigmoid",
-    "softmax": "Softmax",
-}
 
 
 def rate_text(rate: float) -> str:
@@ -46,8 +34,9 @@ def rate_text(rate: float) -> str:
 
 
 def kernel_text(layer: Conv | MaxPool | AvgPool) -> str:
-    """``3x3/2``: kernel, and stride where it is not 1."""
-    return f"{layer.kernel}x{layer.kernel}" + (f"/{layer.stride}" if layer.stride != 1 else "")
+    """``3x3/2``: kernel, and stride where it is not 1 (``5`` for a 1-D conv's)."""
+    dims = layer.dims if isinstance(layer, Conv) else 2
+    return "x".join([str(layer.kernel)] * dims) + (f"/{layer.stride}" if layer.stride != 1 else "")
 
 
 def op_text(layer: AnyLayer) -> str:
@@ -55,14 +44,14 @@ def op_text(layer: AnyLayer) -> str:
     where it is not 1; ``g32`` groups, ``d2`` dilation, ``+bias``), ``BatchNorm2d``, ``ReLU``, ..."""
     match layer:
         case Conv():
-            text = f"Conv2d {layer.kernel}x{layer.kernel}" + (f"/{layer.stride}" if layer.stride != 1 else "")
+            text = f"Conv{layer.dims}d {kernel_text(layer)}"
             text += f" g{layer.groups}" if layer.groups != 1 else ""
             text += f" d{layer.dilation}" if layer.dilation != 1 else ""
             return text + (" +bias" if layer.bias else "")
         case Norm():
             return "BatchNorm2d"
         case Act():
-            return ACT_CLASSES.get(layer.fn, layer.fn)
+            return ACTIVATIONS[layer.fn].torch_class
         case MaxPool():
             pad = " zero-padded" if layer.pad_value == "zero" and layer.padding else ""
             return f"MaxPool2d {layer.kernel}x{layer.kernel}/{layer.stride}{pad}"
@@ -111,34 +100,89 @@ def layer_text(layer: AnyLayer) -> str:
 
 
 # -- attention --------------------------------------------------------------------------------------------------
-def attention_short(part: Attention) -> str:
-    """The attention's abbreviation, prefixed to its layers' rows (``SE: Conv2d 1x1 +bias``)."""
-    return "SE"
+def attention_short(design: AttentionDesign) -> str:
+    """The attention's abbreviation: prefixed to its layers' rows (``SE: Conv2d 1x1 +bias``), and diff's
+    aspect (``SE ratio``)."""
+    match design:
+        case SEDesign():
+            return "SE"
+        case _:
+            assert_never(design)
 
 
-def attention_title(part: Attention) -> str:
-    """The attention's name in a diagram's node."""
-    return "squeeze-excitation"
+def attention_title(design: AttentionDesign) -> str:
+    """The attention's name in a diagram's node and a block's docstring."""
+    match design:
+        case SEDesign():
+            return "squeeze-excitation"
+        case _:
+            assert_never(design)
+
+
+def attention_fields(design: AttentionDesign) -> dict[str, str]:
+    """The attention's options as diff compares them, in the words of the spec."""
+    match design:
+        case SEDesign():
+            return {
+                "ratio": repr(design.ratio),
+                "divisor": str(design.divisor),
+                "rounding": design.rounding,
+                "bias": "yes" if design.bias else "no",
+                "activation": design.act,
+            }
+        case _:
+            assert_never(design)
+
+
+def attention_sentence(design: AttentionDesign) -> str:
+    """The attention as diff names it where one network has it and the other not: the first option,
+    then whatever is not timm's default."""
+    fields = attention_fields(design)
+    match design:
+        case SEDesign():  # timm's defaults: divisor 8, nearest, bias, relu
+            usual = {"divisor": "8", "rounding": "nearest", "bias": "yes", "activation": "relu"}
+        case _:
+            assert_never(design)
+    first = next(iter(fields))
+    extra = [f"{k} {v}" for k, v in fields.items() if k != first and usual.get(k) != v]
+    return ", ".join([f"{first} {fields[first]}", *extra])
+
+
+def attention_stage_line(part: Attention, channels: int) -> str:
+    """A stage node's line for its blocks' attention (the first block's part)."""
+    design = part.design
+    match design:
+        case SEDesign():
+            reduced = part.of(Conv)[0].out_ch
+            return f"SE ratio {design.ratio:g} ({channels}→{reduced}→{channels})"
+        case _:
+            assert_never(design)
 
 
 def attention_op(part: Attention, layer: AnyLayer) -> str:
     """A summary row's words for a layer of an attention part: its gate, or one of its steps."""
+    short = attention_short(part.design)
     if layer is part.gate:
-        return f"{attention_short(part)} gate: {op_text(layer)}"
-    return f"{attention_short(part)}: {op_text(layer)}"
+        return f"{short} gate: {op_text(layer)}"
+    return f"{short}: {op_text(layer)}"
 
 
 def attention_scale(part: Attention) -> str:
     """The summary row of the step that scales the branch by the gate (no module of its own)."""
-    return f"{attention_short(part)}: x * gate"
+    return f"{attention_short(part.design)}: x * gate"
 
 
 def attention_detail(part: Attention) -> str:
     """The attention's layers in one line of a diagram."""
-    convs = part.of(Conv)
-    acts = [x.fn for x in part.of(Act)]
-    widths = "→".join([str(convs[0].in_ch)] + [str(c.out_ch) for c in convs]) if convs else ""
-    return f"avg pool, 1x1 {widths}, {', '.join(acts)}, ×"
+    design = part.design
+    match design:
+        case SEDesign():
+            convs = part.of(Conv)
+            acts = [x.fn for x in part.of(Act)]
+            widths = "→".join([str(convs[0].in_ch)] + [str(c.out_ch) for c in convs])
+            return f"avg pool, 1x1 {widths}, {', '.join(acts)}, ×"
+        case _:
+            assert_never(design)
 
 
 # -- the stem ---------------------------------------------------------------------------------------------------

@@ -18,8 +18,22 @@ from typing import Any
 
 from rich.table import Table
 
-from .describe import stem_kind, stem_pool
-from .ir import Act, Attention, Classifier, Conv, Dropout, FinalNorm, Network, Norm, Section, Softmax, Stage, StemConvs
+from .describe import attention_fields, attention_sentence, attention_short, stem_kind, stem_pool
+from .ir import (
+    Act,
+    Attention,
+    AttentionDesign,
+    Classifier,
+    Conv,
+    Dropout,
+    FinalNorm,
+    Network,
+    Norm,
+    Section,
+    Softmax,
+    Stage,
+    StemConvs,
+)
 from .summary import flops_text, shape_text
 
 EVERY_STAGE = "every stage"
@@ -319,24 +333,10 @@ STAGE_ASPECTS: tuple[tuple[str, Callable[[Stage], str | None]], ...] = (
 )
 
 
-def _se_fields(stage: Stage) -> dict[str, str]:
-    se = stage.design.se
-    if se is None:
-        return {}
-    return {
-        "ratio": repr(se.ratio),
-        "divisor": str(se.divisor),
-        "rounding": se.rounding,
-        "bias": "yes" if se.bias else "no",
-        "activation": se.act,
-    }
-
-
-def _se_text(fields: dict[str, str]) -> str:
-    """SE as a sentence: its ratio, then whatever is not timm's default (divisor 8, nearest, bias, relu)."""
-    usual = {"divisor": "8", "rounding": "nearest", "bias": "yes", "activation": "relu"}
-    extra = [f"{k} {v}" for k, v in fields.items() if k != "ratio" and usual.get(k) != v]
-    return ", ".join([f"ratio {fields['ratio']}", *extra])
+def _attention(stage: Stage) -> tuple[str, dict[str, str]] | None:
+    """The attention's abbreviation and options (``SE``, {ratio: ...}); None without one."""
+    design = stage.design.attn
+    return None if design is None else (attention_short(design), attention_fields(design))
 
 
 # -- comparing --------------------------------------------------------------------------------------------------
@@ -367,11 +367,21 @@ def _stage_changes(a: Stage, b: Stage) -> list[Change]:
         out = [c for c in out if c.aspect not in ("stride on", "kernel")]
     if a.mid_chs * b.out_shape[0] == b.mid_chs * a.out_shape[0]:  # the channels follow from the width
         out = [c for c in out if c.aspect != "channels"]
-    se_a, se_b = _se_fields(a), _se_fields(b)
-    if bool(se_a) != bool(se_b):
-        out.append(Change(a.name, "SE", _se_text(se_a) if se_a else None, _se_text(se_b) if se_b else None))
-    elif se_a != se_b:
-        out += [Change(a.name, f"SE {k}", se_a[k], se_b[k]) for k in se_a if se_a[k] != se_b[k]]
+    attn_a, attn_b = _attention(a), _attention(b)
+    if attn_a is not None and attn_b is not None and attn_a[0] == attn_b[0]:
+        short, fa, fb = attn_a[0], attn_a[1], attn_b[1]
+        out += [Change(a.name, f"{short} {k}", fa[k], fb[k]) for k in fa if fa[k] != fb[k]]
+    elif attn_a != attn_b:  # one has none (the aspect is its kind), or they differ in kind
+        kinds = {x[0] for x in (attn_a, attn_b) if x is not None}
+        aspect = kinds.pop() if len(kinds) == 1 else "attention"
+
+        def told(design: AttentionDesign | None) -> str | None:
+            if design is None:
+                return None
+            sentence = attention_sentence(design)
+            return sentence if aspect != "attention" else f"{attention_short(design)} {sentence}"
+
+        out.append(Change(a.name, aspect, told(a.design.attn), told(b.design.attn)))
     return out
 
 

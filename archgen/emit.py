@@ -26,12 +26,15 @@ import jinja2
 import jinja2.bccache
 
 from . import __version__, registry
+from .describe import attention_title
 from .errors import Problem, SpecError
 from .ir import (
     Act,
     Attention,
+    AttentionDesign,
     AvgPool,
     BlockDesign,
+    Conv,
     ConvSlot,
     DropPathOptions,
     FinalNorm,
@@ -39,10 +42,11 @@ from .ir import (
     GlobalPool,
     InitOptions,
     Layer,
+    Linear,
     MaxPool,
     Network,
+    Norm,
     NormOptions,
-    SEDesign,
     ShortcutDesign,
     Softmax,
 )
@@ -57,12 +61,20 @@ BASE_NAMES = {
 
 
 @dataclass(frozen=True)
-class SEClass:
-    """A squeeze-excitation class: one per (bias, activation); ratio and rounding are the block's."""
+class AttentionClass:
+    """An attention module class of the emitted file: one per kind and the design fields the class builds
+    in (``class_fields``); the others are the block's arguments. ``attention_<kind>.py.j2`` renders it."""
 
     name: str
-    bias: bool
-    act: str
+    design: AttentionDesign
+
+    @property
+    def kind(self) -> str:
+        return self.design.kind
+
+    @property
+    def template(self) -> str:
+        return f"attention_{self.design.kind}.py.j2"
 
 
 @dataclass(frozen=True)
@@ -71,7 +83,7 @@ class BlockClass:
 
     name: str
     design: BlockDesign
-    se_class: str | None
+    attn_class: AttentionClass | None
 
     @property
     def kind(self) -> str:
@@ -90,8 +102,8 @@ class BlockClass:
         return self.design.shortcut
 
     @property
-    def se(self) -> SEDesign | None:
-        return self.design.se
+    def attn(self) -> AttentionDesign | None:
+        return self.design.attn
 
     @property
     def zero_init(self) -> str | None:
@@ -148,7 +160,7 @@ class Context:
     head: list[Group]
     blocks: list[BlockClass]
     stages: list[StageRow]
-    se_classes: list[SEClass]
+    attention_classes: list[AttentionClass]
     uses: set[str] = field(default_factory=set)
     overrides: list[str] = field(default_factory=list)
 
@@ -248,6 +260,20 @@ class Context:
         return [{c: f'"{s.name}"' if c == "name" else str(getattr(s, c)) for c in self.columns} for s in self.stages]
 
     @property
+    def other_weights(self) -> bool:
+        """Some weighted layer is no 2-D conv, norm or linear: init_weights gives it PyTorch's default."""
+        usual = (Norm, Linear)
+        return any(
+            x.weighted and not (isinstance(x, usual) or (isinstance(x, Conv) and x.dims == 2))
+            for x in self.network.layers()
+        )
+
+    @property
+    def attention_acts(self) -> list[str]:
+        """The activations the attention classes apply besides their gates, class by class."""
+        return [fn for a in self.attention_classes for fn in a.design.acts]
+
+    @property
     def extra_activations(self) -> list[str]:
         """Activations of the stem, blocks and head other than the network's (attention gates are written
         inline)."""
@@ -281,8 +307,8 @@ def _uses(network: Network, blocks: list[BlockClass]) -> set[str]:
     """The helpers a file needs (nothing else is emitted)."""
     uses: set[str] = set()
     for b in blocks:
-        if b.se is not None:
-            uses.add(f"round_{b.se.rounding}")
+        if b.attn is not None:
+            uses.update(b.attn.uses)
     for layer in (*network.stem, *network.head):
         if isinstance(layer, MaxPool):
             uses.add("max_pool")
@@ -296,20 +322,22 @@ def _uses(network: Network, blocks: list[BlockClass]) -> set[str]:
 
 def build_context(network: Network, source: str) -> Context:
     class_of: dict[object, str] = {}
-    se_of: dict[object, str] = {}
+    attn_of: dict[object, str] = {}
     taken: set[str] = set()
     blocks: dict[str, BlockClass] = {}
-    se_classes: dict[str, SEClass] = {}
+    attention_classes: dict[str, AttentionClass] = {}
     stages: list[StageRow] = []
     for stage in network.stages:
         design = stage.design
         cls_name = _numbered(BASE_NAMES[(design.kind, design.preact)], design, class_of, taken)
         if cls_name not in blocks:
-            se_class = None
-            if design.se is not None:
-                se_class = _numbered("SqueezeExcite", (design.se.bias, design.se.act), se_of, taken)
-                se_classes.setdefault(se_class, SEClass(se_class, design.se.bias, design.se.act))
-            blocks[cls_name] = BlockClass(cls_name, design, se_class)
+            attn_class = None
+            if design.attn is not None:
+                attn = design.attn
+                key = (type(attn), *(getattr(attn, f) for f in attn.class_fields))
+                name = _numbered(attn.class_name, key, attn_of, taken)
+                attn_class = attention_classes.setdefault(name, AttentionClass(name, attn))
+            blocks[cls_name] = BlockClass(cls_name, design, attn_class)
         stages.append(
             StageRow(
                 name=stage.name,
@@ -336,7 +364,7 @@ def build_context(network: Network, source: str) -> Context:
         head=_groups(network.head),
         blocks=classes,
         stages=stages,
-        se_classes=list(se_classes.values()),
+        attention_classes=list(attention_classes.values()),
         uses=_uses(network, classes),
     )
 
@@ -353,8 +381,8 @@ def block_doc(design: BlockDesign) -> str:
         grouped = design.convs[1].groups > 1
         at = next(f"{c.kernel}x{c.kernel}" for c in design.convs if c.strided)
         parts.append(f"1x1 reduce, 3x3{' grouped' if grouped else ''}, 1x1 expand; the stride on the {at}")
-    if design.se is not None:
-        parts.append("; squeeze-excitation on the branch")
+    if design.attn is not None:
+        parts.append(f"; {attention_title(design.attn)} on the branch")
     text = "".join(parts)
     return text[0].upper() + text[1:] + "."
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal, assert_never
 
 from . import atomic
-from .describe import attention_detail, attention_title, kernel_text, layer_text
+from .describe import attention_detail, attention_stage_line, attention_title, kernel_text, layer_text
 from .errors import MissingFramework, OptionError, RunError
 from .ir import (
     Act,
@@ -210,9 +210,8 @@ def _stage_lines(stage: Stage, row: Section) -> list[Line]:
         kind = design.shortcut.kind
         lines.append(Line(f"shortcut ({kind}): {shown}{more}" if changing else f"shortcut ({kind}): identity"))
     attention = stage.blocks[0].attention
-    if design.se is not None and attention is not None:
-        reduced = f" ({c_out}→{attention.reduced}→{c_out})"
-        lines.append(Line(f"SE ratio {design.se.ratio:g}{reduced}"))
+    if attention is not None:
+        lines.append(Line(attention_stage_line(attention, c_out)))
     if _has_drop_path(stage.blocks):
         lines.append(Line(_rates(stage.blocks)))
     lines += [Line(f"out {shape_text(stage.out_shape)}"), _counts(row)]
@@ -327,7 +326,7 @@ def _block_parts(block: Block, entry: str) -> _Parts:
 
 
 def _attention_node(part: Attention) -> Node:
-    lines = (Line(attention_title(part)), Line(attention_detail(part), "note"))
+    lines = (Line(attention_title(part.design)), Line(attention_detail(part), "note"))
     return Node(part.module, "se", lines, part.module)
 
 

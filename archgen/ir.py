@@ -61,6 +61,7 @@ class Conv(Layer):
     groups: int = 1
     bias: bool = False
     dilation: int = 1
+    dims: Literal[1, 2] = 2  # spatial dimensions: 2 (Conv2d), or 1 (Conv1d, e.g. across channels)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -182,11 +183,29 @@ class ShortcutDesign:
 class SEDesign:
     """Squeeze-excitation on the residual branch's output; reduced width = rounded ``out_chs * ratio``."""
 
+    kind: ClassVar[str] = "se"  # the spec's attn type; the templates' attention_<kind>.py.j2 renders it
+    class_name: ClassVar[str] = "SqueezeExcite"  # the emitted module's class (numbered where designs differ)
+    class_fields: ClassVar[tuple[str, ...]] = ("bias", "act")  # built into the class; the rest are arguments
+
     ratio: float
     divisor: int
     rounding: Literal["nearest", "floor"]
     bias: bool
     act: str
+
+    @property
+    def acts(self) -> tuple[str, ...]:
+        """The activations the module applies besides its gate."""
+        return (self.act,)
+
+    @property
+    def uses(self) -> tuple[str, ...]:
+        """The emitted file's helpers it needs."""
+        return (f"round_{self.rounding}",)
+
+
+# Every kind of attention: a consumer matches over this union and ends with assert_never.
+AttentionDesign = SEDesign
 
 
 @dataclass(frozen=True)
@@ -197,7 +216,7 @@ class BlockDesign:
     preact: bool  # norm + act before each conv, nothing after the addition (ResNet V2)
     convs: tuple[ConvSlot, ...]
     shortcut: ShortcutDesign | None  # None: no shortcut (plain blocks)
-    se: SEDesign | None = None
+    attn: AttentionDesign | None = None  # channel attention on the residual branch
     zero_init: str | None = None  # local name of the layer zeroed by init.zero_init_last (bn3, conv3)
     stride_last: bool = False  # the stage's stride sits on its last block rather than its first
     # The inference form (archgen.fuse): (conv, norm) local names of the unfused design whose norm is
@@ -258,14 +277,10 @@ class ConvUnit(Part):
 
 @dataclass(frozen=True, kw_only=True)
 class Attention(Part):
-    """Channel attention on the residual branch's output (``se``): the branch is scaled by its gate."""
+    """Channel attention on the residual branch's output (the module ``se``, as timm names every kind):
+    the branch is scaled by its gate."""
 
-    design: SEDesign
-
-    @property
-    def reduced(self) -> int:
-        """The squeezed width (the first conv's output channels)."""
-        return self.of(Conv)[0].out_ch
+    design: AttentionDesign
 
     @property
     def gate(self) -> AnyLayer:

@@ -638,8 +638,8 @@ def _field_names() -> list[str]:
 
 
 # Discriminator values pydantic inserts into error locations.
-_VARIANT_TAGS = {"classic", "deep", "none", "basic", "bottleneck", "plain", "classifier", "features"}
-_UNION_FIELDS = {"stem", "block", "head"}
+_VARIANT_TAGS = {spec_models.variant_tag(m) for u in spec_models.UNIONS.values() for m in spec_models.variants(u)}
+_UNION_FIELDS = set(spec_models.UNIONS)
 # Names pydantic gives the members of a union or a validator chain in error locations.
 _INTERNAL = ("function-", "constrained-", "lax-or-strict", "json-or-python", "nullable", "tagged-union")
 

@@ -80,9 +80,8 @@ def tensor_shapes(layer: AnyLayer) -> dict[str, tuple[int, ...]]:
     """The state_dict tensors of one IR layer (PyTorch's names and layout); none for an unweighted layer."""
     match layer:
         case Conv():
-            shapes: dict[str, tuple[int, ...]] = {
-                "weight": (layer.out_ch, layer.in_ch // layer.groups, layer.kernel, layer.kernel)
-            }
+            kernel = (layer.kernel,) * layer.dims
+            shapes: dict[str, tuple[int, ...]] = {"weight": (layer.out_ch, layer.in_ch // layer.groups, *kernel)}
             return shapes | ({"bias": (layer.out_ch,)} if layer.bias else {})
         case Linear():
             shapes = {"weight": (layer.out_features, layer.in_features)}

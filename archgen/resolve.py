@@ -27,6 +27,7 @@ from .ir import (
     Act,
     AnyLayer,
     Attention,
+    AttentionDesign,
     AvgPool,
     Block,
     BlockDesign,
@@ -64,6 +65,7 @@ from .ir import (
 )
 from .spec import (
     MAX_INPUT_SIZE,
+    AttentionSpec,
     BasicBlock,
     BottleneckBlock,
     ClassicStem,
@@ -71,6 +73,7 @@ from .spec import (
     DeepStem,
     FeaturesHead,
     PlainBlock,
+    SEAttention,
     Spec,
 )
 from .yamlsource import Path_, Pos, Positions
@@ -351,10 +354,11 @@ def block_design(block: BlockSpec, r: Rules, zero_init_last: bool) -> BlockDesig
             ConvSlot(2, "mid_chs", "out_chs", 3, False, 1, last_bias, after_stride=True),
         )
     shortcut = ShortcutDesign(block.shortcut.type, bias=r.bias(normed=not preact), norm=not preact)
-    se = None if block.se is None else SEDesign(**block.se.model_dump())
+    spec_attn = block.attention()
+    attn = None if spec_attn is None else attention_design(spec_attn)
     n = len(convs)
     zero = (f"conv{n}" if preact else f"bn{n}") if zero_init_last else None
-    return BlockDesign(block.type, preact, convs, shortcut, se, zero, stride_last)
+    return BlockDesign(block.type, preact, convs, shortcut, attn, zero, stride_last)
 
 
 def mid_channels(block: BlockSpec, width: int, name: str, field: Path_) -> int:
@@ -372,7 +376,28 @@ def mid_channels(block: BlockSpec, width: int, name: str, field: Path_) -> int:
     return per_group * block.groups
 
 
+# -- attention: one design and one part per kind --------------------------------------------------------------
+def attention_design(spec: AttentionSpec) -> AttentionDesign:
+    """The IR's design of a spec's attention variant."""
+    match spec:
+        case SEAttention():
+            return SEDesign(spec.ratio, spec.divisor, spec.rounding, spec.bias, spec.act)
+        case _:
+            assert_never(spec)
+
+
+def attention_part(r: Rules, name: str, shape: Shape, design: AttentionDesign, field: Path_) -> Attention:
+    """The layers of one block's attention module ``name``, on the branch's output ``shape``."""
+    match design:
+        case SEDesign():
+            return se_part(r, name, shape, design, field)
+        case _:
+            assert_never(design)
+
+
 def se_part(r: Rules, name: str, shape: Shape, se: SEDesign, field: Path_) -> Attention:
+    """Squeeze-excitation: global average, 1x1 conv to the rounded ``channels * ratio``, act, 1x1 conv back,
+    sigmoid gate."""
     c = shape[0]
     rounding = make_divisible if se.rounding == "nearest" else round_down
     rd = rounding(c * se.ratio, se.divisor)
@@ -471,8 +496,8 @@ def block_layers(
         parts.append(ConvUnit(layers=tuple(unit), index=slot.index))
     if design.residual:
         assert design.shortcut is not None  # residual designs have one
-        if design.se is not None:
-            parts.append(se_part(r, p + "se", cur, design.se, (*field, "block", "se")))
+        if design.attn is not None:
+            parts.append(attention_part(r, p + "se", cur, design.attn, (*field, "block")))
         if drop_path:
             drop = DropPath(name=p + "drop_path", in_shape=cur, out_shape=cur, rate=rate)
             parts.append(StochasticDepth(layers=(drop,)))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .spec import DEPTH_PRESETS, Spec
+from .spec import DEPTH_PRESETS, UNIONS, Spec, variants
 
 SCHEMA_ID = "https://archgen.dev/schema/archgen-spec.schema.json"
 
@@ -39,18 +39,25 @@ def json_schema() -> dict[str, Any]:
         "anyOf": [{"type": "integer", "enum": sorted(DEPTH_PRESETS)}, stages],
     }
     kinds_of_shortcut = defs["ShortcutSpec"]["properties"]["type"]["enum"]
-    for kind in ("BasicBlock", "BottleneckBlock"):
+    residual = [m.__name__ for m in variants(UNIONS["block"]) if "shortcut" in m.model_fields]
+    for kind in residual:
         shortcut = defs[kind]["properties"]["shortcut"]
         defs[kind]["properties"]["shortcut"] = {
             **_docs(shortcut),
             "anyOf": [{"type": "string", "enum": kinds_of_shortcut}, {"$ref": "#/$defs/ShortcutSpec"}],
         }
-    for name, kinds in (("stem", _STEMS), ("block", _BLOCKS), ("head", _HEADS)):
-        props[name] = {**_docs(props[name]), **_variants(defs, kinds)}
+        attn = defs[kind]["properties"]["attn"]
+        defs[kind]["properties"]["attn"] = {
+            **_docs(attn),
+            "anyOf": [*_variants(defs, _names("attn"))["anyOf"], {"type": "null"}],
+            "default": None,
+        }
+    for name in ("stem", "block", "head"):
+        props[name] = {**_docs(props[name]), **_variants(defs, _names(name))}
     stage_block = defs["StageSpec"]["properties"]["block"]
     defs["StageSpec"]["properties"]["block"] = {
         **_docs(stage_block),
-        "anyOf": [*_variants(defs, _BLOCKS)["anyOf"], {"type": "null"}],
+        "anyOf": [*_variants(defs, _names("block"))["anyOf"], {"type": "null"}],
     }
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
 
@@ -67,9 +74,9 @@ def _variants(defs: dict[str, Any], kinds: tuple[str, ...]) -> dict[str, Any]:
     return {"anyOf": [{"type": "string", "enum": names}, *({"$ref": f"#/$defs/{k}"} for k in kinds)]}
 
 
-_STEMS = ("ClassicStem", "DeepStem", "NoStem")
-_BLOCKS = ("BasicBlock", "BottleneckBlock", "PlainBlock")
-_HEADS = ("ClassifierHead", "FeaturesHead")
+def _names(field: str) -> tuple[str, ...]:
+    """The model names of the variants of one of the language's unions (spec.UNIONS)."""
+    return tuple(m.__name__ for m in variants(UNIONS[field]))
 
 
 def schema_text() -> str:

@@ -10,20 +10,23 @@ over the top-level ``block`` before validation, with the same rules as
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     Strict,
     StrictBool,
     StringConstraints,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
+from .activations import CHOSEN, chosen_text
 from .merge import merge
 from .yamlsource import yaml_text
 
@@ -42,6 +45,8 @@ MAX_FEATURES = 17  # feature maps: the stem's and one per stage (at most 16)
 # Names reach emitted source as identifiers and string literals: ASCII identifiers only.
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
 Activation = Literal["relu", "relu6", "silu", "gelu", "leaky_relu", "elu", "mish", "hardswish", "tanh"]
+if set(get_args(Activation)) != set(CHOSEN):  # the table in activations.py is the one list
+    raise ImportError(f"spec.Activation {get_args(Activation)} differs from activations.CHOSEN {CHOSEN}")
 # Integers are strict: YAML `true`, `"3"` or `3.0` are wrong types, not 1, 3 and 3.
 Count = Annotated[int, Strict(), Field(gt=0)]
 Side = Annotated[Count, Field(le=MAX_INPUT_SIZE)]
@@ -251,10 +256,27 @@ class SESpec(StrictModel):
     bias: StrictBool = Field(True, description="Whether the SE's two 1x1 convs have a bias.", examples=[True, False])
     act: Activation = Field(
         "relu",
-        description="Activation between the SE's two 1x1 convs (the gate is a sigmoid): relu, relu6, silu, "
-        "gelu, leaky_relu, elu, mish, hardswish or tanh.",
+        description=f"Activation between the SE's two 1x1 convs (the gate is a sigmoid): {chosen_text()}.",
         examples=["relu", "silu"],
     )
+
+
+class SEAttention(SESpec):
+    """Squeeze-excitation as an ``attn`` variant: ``attn: {type: se, ratio: 0.25}`` is ``se: {ratio: 0.25}``."""
+
+    type: Literal["se"] = Field(
+        description="se: squeeze-excitation (global average, 1x1 reduce, act, 1x1 expand, sigmoid gate), as the "
+        "block's se field writes it.",
+        examples=["se"],
+    )
+
+
+# Channel attention on the residual branch: one variant per kind, found by its ``type``.
+AttentionSpec = SEAttention
+Attention = Annotated[
+    Annotated[AttentionSpec, Field(discriminator="type")],
+    _typed("se"),
+]
 
 
 class ShortcutSpec(StrictModel):
@@ -300,9 +322,37 @@ class _ResidualCommon(StrictModel):
     )
     se: SESpec | None = Field(
         None,
-        description="Squeeze-excitation on the residual branch's output, before the addition; null: none.",
+        description="Squeeze-excitation on the residual branch's output, before the addition; null: none. "
+        "The spelling of attn: {type: se, ...}.",
         examples=[{"ratio": 0.25}, None],
     )
+    attn: Attention | None = Field(
+        None,
+        description="Channel attention on the residual branch's output, before the addition, by type "
+        "(se: squeeze-excitation); null: none. A bare type stands for its defaults; give se or attn, not both.",
+        examples=[{"type": "se", "ratio": 0.25}, "se", None],
+    )
+
+    @model_validator(mode="after")
+    def _one_attention(self) -> Self:
+        if self.se is not None and self.attn is not None:
+            raise ValueError("se and attn both given (se: is the spelling of attn: {type: se}); give one of them")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # attn is left out where unset, so that the resolved form (and the digest) of a spec that never
+        # names it stays what it was before the field existed.
+        data: dict[str, Any] = handler(self)
+        if self.attn is None:
+            data.pop("attn", None)
+        return data
+
+    def attention(self) -> AttentionSpec | None:
+        """The block's attention, however it is spelled."""
+        if self.se is not None:
+            return SEAttention(type="se", **self.se.model_dump())
+        return self.attn
 
 
 class BasicBlock(_ResidualCommon):
@@ -559,8 +609,7 @@ class Spec(StrictModel):
     )
     act: Activation = Field(
         "relu",
-        description="Activation of the network: relu, relu6, silu, gelu, leaky_relu (slope 0.01), elu, mish, "
-        "hardswish or tanh.",
+        description=f"Activation of the network: {chosen_text(notes=True)}.",
         examples=["relu", "silu"],
     )
     conv_bias: Literal["never", "always", "unnormed"] = Field(
@@ -616,3 +665,20 @@ class Spec(StrictModel):
 
     def stage_block(self, index: int) -> BasicBlock | BottleneckBlock | PlainBlock:
         return self.stages[index].block or self.block
+
+
+# The language's unions, by the field that holds each: the schema's and the loader's lists of variants are
+# read from here, so a new variant is added to its union and nowhere else.
+UNIONS: dict[str, Any] = {"stem": Stem, "block": Block, "head": Head, "attn": Attention}
+
+
+def variants(union: Any) -> tuple[type[StrictModel], ...]:
+    """The models of one of the language's unions (``Stem``, ``Block``, ``Head``, ``Attention``), in order."""
+    inner = get_args(union)[0]  # Annotated[Annotated[X | Y, ...], ...] is Annotated[X | Y, ...]
+    return get_args(inner) or (inner,)
+
+
+def variant_tag(model: type[StrictModel]) -> str:
+    """The ``type`` a variant is written with."""
+    tags = get_args(model.model_fields["type"].annotation)
+    return str(tags[0])

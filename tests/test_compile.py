@@ -73,7 +73,7 @@ def test_the_cases_hold_every_kind() -> None:
             if stage.design.shortcut is not None:
                 shortcuts.add(stage.design.shortcut.kind)
             preact.add(stage.design.preact)
-            se.add(stage.design.se is not None)
+            se.add(stage.design.attn is not None)
         drop_path.add(network.drop_path.rate > 0)
     assert blocks == set(get_args(BlockKind)), blocks
     assert shortcuts == set(get_args(ShortcutKind)), shortcuts

@@ -65,6 +65,19 @@ SAMPLES: dict[type, AnyLayer] = {
     Linear: Linear(name="fc", in_shape=(6,), out_shape=(3,), params=21, flops=18, in_features=6, out_features=3),
 }
 KINDS = get_args(AnyLayer)
+# A conv across the channels of a pooled map (nn.Conv1d(1, 1, 5)): the Conv kind with one spatial dimension.
+CONV1D = Conv(
+    name="s.se.conv",
+    in_shape=(1, 64),
+    out_shape=(1, 64),
+    params=5,
+    flops=64 * 5,
+    in_ch=1,
+    out_ch=1,
+    kernel=5,
+    padding=2,
+    dims=1,
+)
 # Layers only a block holds: the stem and head writers of both backends refuse them by name.
 BLOCK_ONLY = {AvgPool, DropPath}
 
@@ -107,9 +120,20 @@ def test_the_checkpoint_layout_has_a_tensor_for_every_weight(kind: type) -> None
     assert sum(int(np.prod(v)) for k, v in shapes.items() if k.startswith("running_")) == layer.stats
 
 
-@pytest.mark.parametrize("kind", [k for k in KINDS if SAMPLES[k].weighted], ids=lambda k: k.__name__)
-def test_the_keras_weight_layout_round_trips(kind: type) -> None:
-    layer = SAMPLES[kind]
+def test_a_1d_conv_has_its_own_words_and_layout() -> None:
+    assert describe.op_text(CONV1D) == "Conv1d 5"
+    assert describe.layer_text(CONV1D) == "conv 5 1→1"
+    assert port.tensor_shapes(CONV1D) == {"weight": (1, 1, 5)}
+    keras_kernel = np.arange(5, dtype=np.float32).reshape(5, 1, 1)  # Conv1D: (width, in, out)
+    torch_weight = keras_backend._to_torch(CONV1D, [keras_kernel])["weight"]
+    assert torch_weight.shape == (1, 1, 5) and torch_weight.ravel().tolist() == [0, 1, 2, 3, 4]
+
+
+WEIGHTED = [SAMPLES[k] for k in KINDS if SAMPLES[k].weighted] + [CONV1D]
+
+
+@pytest.mark.parametrize("layer", WEIGHTED, ids=lambda x: f"{x.kind}{getattr(x, 'dims', '')}")
+def test_the_keras_weight_layout_round_trips(layer: AnyLayer) -> None:
     rng = np.random.default_rng(0)
     tensors = {k: rng.standard_normal(v).astype(np.float32) for k, v in port.tensor_shapes(layer).items()}
     back = keras_backend._to_torch(layer, keras_backend._from_torch(layer, tensors))

@@ -63,7 +63,7 @@ def test_resnet50_is_torchvisions_bottleneck_with_the_stride_on_the_3x3() -> Non
             ConvSlot(3, "mid_chs", "out_chs", kernel=1, strided=False, after_stride=True),
         ),
         shortcut=ShortcutDesign("conv", bias=False, norm=True),
-        se=None,
+        attn=None,
         zero_init=None,  # torchvision's zero_init_residual defaults to False
         stride_last=False,
     )
@@ -196,7 +196,7 @@ def test_wide_resnet50_2_doubles_the_inner_width() -> None:
 
 def test_se_widths_and_design_of_seresnet50() -> None:
     net = network("seresnet50")
-    assert net.stages[0].design.se == SEDesign(ratio=0.0625, divisor=8, rounding="nearest", bias=True, act="relu")
+    assert net.stages[0].design.attn == SEDesign(ratio=0.0625, divisor=8, rounding="nearest", bias=True, act="relu")
     # timm: make_divisible(channels / 16, 8): 256 / 16 = 16, 2048 / 16 = 128.
     for name, reduced, channels in (("layer1.0.se", 16, 256), ("layer4.2.se", 128, 2048)):
         fc1, fc2 = net.layer(f"{name}.fc1"), net.layer(f"{name}.fc2")
@@ -655,3 +655,48 @@ def test_out_indices_that_do_not_name_stage_maps_are_refused(tmp_path: Path, ind
     err = info.value
     assert (err.file, err.line, err.field) == (str(path), 4, "head.out_indices"), str(err)
     assert message in err.message
+
+
+# -- attention: attn is the union of kinds, se the spelling of one ---------------------------------------------
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "block.attn={type: se, ratio: 0.25, rounding: floor, divisor: 4, act: silu}",
+        "block.attn={ratio: 0.25, rounding: floor, divisor: 4, act: silu}",  # se, the default kind
+    ],
+)
+def test_attn_se_is_the_same_network_as_se(spelling: str) -> None:
+    by_se = network("resnet50", ["block.se={ratio: 0.25, rounding: floor, divisor: 4, act: silu}"])
+    by_attn = network("resnet50", [spelling])
+    assert list(by_attn.layers()) == list(by_se.layers())
+    assert by_attn.stages[0].design == by_se.stages[0].design
+    # 256 * 0.25 = 64 (floor to a multiple of 4); the gate is the module's last layer
+    assert by_attn.layer("layer1.0.se.fc1").out_shape[0] == 64
+    assert by_attn.layer("layer1.0.se.act").fn == "silu"
+
+
+def test_a_bare_attention_type_takes_its_defaults() -> None:
+    assert network("resnet50", ["block.attn=se"]).stages[0].design.attn == SEDesign(0.0625, 8, "nearest", True, "relu")
+
+
+def test_se_and_attn_together_are_refused() -> None:
+    with pytest.raises(archgen.SpecError) as err:
+        network("seresnet50", ["block.attn=se"])
+    problem = err.value.problems[0]
+    assert problem.field == "block" and "se and attn both given" in problem.message
+    assert "received" not in problem.message
+
+
+def test_an_unknown_attention_type_is_named() -> None:
+    with pytest.raises(archgen.SpecError) as err:
+        network("resnet50", ["block.attn={type: sx}"])
+    problem = err.value.problems[0]
+    assert problem.field == "block.attn.type" and "unknown type 'sx'" in problem.message
+
+
+def test_a_spec_without_attn_resolves_to_the_same_digest_as_before_the_field() -> None:
+    """attn is left out of the resolved form where unset: adding the field changed no spec's digest."""
+    spec, _ = archgen.compile_spec(spec_path("seresnet50"))
+    assert "attn" not in spec.model_dump(mode="json")["block"]
+    spec, _ = archgen.compile_spec(spec_path("resnet50"), ["block.attn=se"])
+    assert spec.model_dump(mode="json")["block"]["attn"]["type"] == "se"

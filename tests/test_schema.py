@@ -104,6 +104,7 @@ PLACES = {
     "BottleneckBlock": ("block", {"type": "bottleneck"}),
     "PlainBlock": ("block", {"type": "plain"}),
     "SESpec": ("block.se", {}),
+    "SEAttention": ("block.attn", {"type": "se"}),
     "ShortcutSpec": ("block.shortcut", {}),
     "StageSpec": ("stages.0", {"depth": 1, "width": 64}),
     "DropPathSpec": ("drop_path", {}),

@@ -314,10 +314,12 @@ _NORM_KEYS = ("weight", "bias", "running_mean", "running_var")
 
 
 def _to_torch(layer: AnyLayer, values: list[Any]) -> dict[str, Any]:
-    """A Keras layer's arrays in PyTorch's names and layout (conv HWIO -> OIHW, dense transposed)."""
+    """A Keras layer's arrays in PyTorch's names and layout (conv HWIO -> OIHW, WIO -> OIW; dense transposed)."""
     match layer:
         case Conv():
-            return {"weight": values[0].transpose(3, 2, 0, 1)} | ({"bias": values[1]} if len(values) > 1 else {})
+            spatial = range(layer.dims)
+            weight = values[0].transpose(layer.dims + 1, layer.dims, *spatial)
+            return {"weight": weight} | ({"bias": values[1]} if len(values) > 1 else {})
         case Linear():
             return {"weight": values[0].T} | ({"bias": values[1]} if len(values) > 1 else {})
         case Norm():
@@ -333,7 +335,8 @@ def _from_torch(layer: AnyLayer, tensors: dict[str, Any]) -> list[Any]:
     bias = [tensors["bias"]] if "bias" in tensors else []
     match layer:
         case Conv():
-            return [tensors["weight"].transpose(2, 3, 1, 0), *bias]
+            spatial = range(2, 2 + layer.dims)
+            return [tensors["weight"].transpose(*spatial, 1, 0), *bias]
         case Linear():
             return [tensors["weight"].T, *bias]
         case Norm():

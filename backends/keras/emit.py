@@ -5,25 +5,9 @@ from __future__ import annotations
 import re
 from typing import assert_never
 
+from archgen.activations import ACTIVATIONS
 from archgen.ir import Act, AnyLayer, AvgPool, Conv, Dropout, DropPath, GlobalPool, Linear, MaxPool, Norm
 from archgen.registry import Emitter
-
-# Keras 3 activation for each spec activation.
-ACTIVATIONS = {
-    "relu": 'layers.Activation("relu", name=name)',
-    "relu6": 'layers.Activation("relu6", name=name)',
-    "silu": 'layers.Activation("silu", name=name)',
-    # gelu and leaky_relu are archgen's (templates/objects.py.j2): Keras' own compute them with float32
-    # constants (tf.nn.gelu, LeakyReLU's float32 slope), 1e-9 off in float64, where PyTorch's are exact.
-    "gelu": "layers.Activation(exact_gelu, name=name)",
-    "leaky_relu": "layers.Activation(leaky_relu, name=name)",
-    "elu": 'layers.Activation("elu", name=name)',
-    "mish": 'layers.Activation("mish", name=name)',
-    "hardswish": 'layers.Activation("hard_silu", name=name)',
-    "tanh": 'layers.Activation("tanh", name=name)',
-    "sigmoid": 'layers.Activation("sigmoid", name=name)',
-    "softmax": 'layers.Activation("softmax", name=name)',
-}
 
 
 def keras_name(ir_name: str) -> str:
@@ -35,7 +19,8 @@ def keras_name(ir_name: str) -> str:
 
 
 def activation(fn: str) -> str:
-    return ACTIVATIONS[fn]
+    """A Keras 3 activation layer, named by the template's ``name``."""
+    return f"layers.Activation({ACTIVATIONS[fn].keras}, name=name)"
 
 
 def apply(layer: AnyLayer, network_act: str) -> str:

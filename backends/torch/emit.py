@@ -4,26 +4,13 @@ from __future__ import annotations
 
 from typing import assert_never
 
+from archgen.activations import ACTIVATIONS
 from archgen.ir import Act, AnyLayer, AvgPool, Conv, Dropout, DropPath, GlobalPool, Linear, MaxPool, Norm
 from archgen.registry import Emitter
 
-ACTIVATIONS = {
-    "relu": "nn.ReLU(inplace=True)",
-    "relu6": "nn.ReLU6(inplace=True)",
-    "silu": "nn.SiLU(inplace=True)",
-    "gelu": "nn.GELU()",
-    "leaky_relu": "nn.LeakyReLU(0.01, inplace=True)",
-    "elu": "nn.ELU(inplace=True)",
-    "mish": "nn.Mish(inplace=True)",
-    "hardswish": "nn.Hardswish(inplace=True)",
-    "tanh": "nn.Tanh()",
-    "sigmoid": "nn.Sigmoid()",
-    "softmax": "nn.Softmax(dim=1)",
-}
-
 
 def activation(fn: str) -> str:
-    return ACTIVATIONS[fn]
+    return ACTIVATIONS[fn].torch
 
 
 def conv_args(
@@ -63,7 +50,7 @@ def module(layer: AnyLayer, network_act: str) -> str:
         case Norm():
             return f"norm({layer.channels})"
         case Act():
-            return "act()" if layer.fn == network_act else ACTIVATIONS[layer.fn]
+            return "act()" if layer.fn == network_act else ACTIVATIONS[layer.fn].torch
         case MaxPool(pad_value="zero") if layer.padding:
             return f"nn.Sequential(nn.ZeroPad2d({layer.padding}), nn.MaxPool2d({layer.kernel}, {layer.stride}))"
         case MaxPool():

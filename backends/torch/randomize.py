@@ -40,7 +40,7 @@ def randomize_(
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, m in model.named_modules():  # filled in place, on the CPU generator, device-independent
-            if isinstance(m, nn.Conv2d | nn.Linear):
+            if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear):
                 fan_in = m.weight[0].numel()
                 _fill(m.weight, gen, "normal", 0.0, math.sqrt(2.0 / fan_in))
                 if m.bias is not None:
