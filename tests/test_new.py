@@ -121,7 +121,7 @@ def test_the_file_is_the_overrides_as_nested_mappings(folder: Path) -> None:
         "head: {classes: 10}\n"
     )
     _, network = archgen.compile_spec("r50d_se.yaml")
-    assert network.stages[0].design.se is not None and network.classes == 10
+    assert network.stages[0].design.attn is not None and network.classes == 10
     # A list the override reaches into is written whole (a child file replaces lists).
     new("r101_deep3", "--from", "resnet101", "--set", "stages.2.depth=36")
     assert (folder / "r101_deep3.yaml").read_text(encoding="utf-8").splitlines()[3:] == [
@@ -137,7 +137,7 @@ def test_a_replaced_mapping_drops_the_parents_keys(folder: Path) -> None:
     new("se4", "--from", "se_floor.yaml", "--set", "block.se={ratio: 0.25}")
     assert "  se: {ratio: 0.25, divisor: null, rounding: null}\n" in (folder / "se4.yaml").read_text()
     _, network = archgen.compile_spec("se4.yaml")
-    se = network.stages[0].design.se
+    se = network.stages[0].design.attn
     assert se is not None and (se.ratio, se.divisor, se.rounding) == (0.25, 8, "nearest")  # SESpec's defaults
     new("deep", "--from", "deep24.yaml", "--set", "stem=deep")
     _, network = archgen.compile_spec("deep.yaml")

@@ -46,7 +46,7 @@ def test_layer_rows_sum_to_the_sections_and_totals(path) -> None:
     assert [r.name for r in rows if r.module] == [x.name for x in network.layers()]
     blocks = [b for s in network.stages for b in s.blocks if b.design.residual]
     assert [r.name for r in rows if r.kind == "add"] == [f"{b.name}.add" for b in blocks]
-    se = [b for b in blocks if b.design.se is not None]
+    se = [b for b in blocks if b.design.attn is not None]
     assert [r.name for r in rows if r.kind == "scale"] == [f"{b.name}.se.scale" for b in se]
     assert all(r.activations == math.prod(r.out_shape) for r in rows if r.module)
     assert not any(r.params or r.stats or r.flops or r.activations for r in rows if not r.module)
