@@ -18,6 +18,7 @@ from .ir import (
     Conv,
     Dropout,
     DropPath,
+    EcaDesign,
     GlobalPool,
     Linear,
     MaxPool,
@@ -106,6 +107,8 @@ def attention_short(design: AttentionDesign) -> str:
     match design:
         case SEDesign():
             return "SE"
+        case EcaDesign():
+            return "ECA"
         case _:
             assert_never(design)
 
@@ -115,6 +118,8 @@ def attention_title(design: AttentionDesign) -> str:
     match design:
         case SEDesign():
             return "squeeze-excitation"
+        case EcaDesign():
+            return "efficient channel attention"
         case _:
             assert_never(design)
 
@@ -130,6 +135,9 @@ def attention_fields(design: AttentionDesign) -> dict[str, str]:
                 "bias": "yes" if design.bias else "no",
                 "activation": design.act,
             }
+        case EcaDesign():
+            kernel = "adaptive" if design.kernel is None else str(design.kernel)
+            return {"kernel": kernel, "gamma": str(design.gamma), "beta": str(design.beta)}
         case _:
             assert_never(design)
 
@@ -141,6 +149,8 @@ def attention_sentence(design: AttentionDesign) -> str:
     match design:
         case SEDesign():  # timm's defaults: divisor 8, nearest, bias, relu
             usual = {"divisor": "8", "rounding": "nearest", "bias": "yes", "activation": "relu"}
+        case EcaDesign():  # ECA-Net's
+            usual = {"gamma": "2", "beta": "1"}
         case _:
             assert_never(design)
     first = next(iter(fields))
@@ -155,6 +165,11 @@ def attention_stage_line(part: Attention, channels: int) -> str:
         case SEDesign():
             reduced = part.of(Conv)[0].out_ch
             return f"SE ratio {design.ratio:g} ({channels}→{reduced}→{channels})"
+        case EcaDesign():
+            kernel = part.of(Conv)[0].kernel
+            return f"ECA, 1-D conv {kernel} across {channels} channels" + (
+                " (adaptive)" if design.kernel is None else ""
+            )
         case _:
             assert_never(design)
 
@@ -181,6 +196,9 @@ def attention_detail(part: Attention) -> str:
             acts = [x.fn for x in part.of(Act)]
             widths = "→".join([str(convs[0].in_ch)] + [str(c.out_ch) for c in convs])
             return f"avg pool, 1x1 {widths}, {', '.join(acts)}, ×"
+        case EcaDesign():
+            conv = part.of(Conv)[0]
+            return f"avg pool, 1-D conv {conv.kernel} across {conv.out_shape[-1]} channels, sigmoid, ×"
         case _:
             assert_never(design)
 

@@ -204,8 +204,36 @@ class SEDesign:
         return (f"round_{self.rounding}",)
 
 
+@dataclass(frozen=True)
+class EcaDesign:
+    """Efficient channel attention (ECA-Net; timm's ``EcaModule``): a 1-D conv across the globally pooled
+    channels, no reduction; its kernel fixed, or from the channels (``kernel_for``)."""
+
+    kind: ClassVar[str] = "eca"
+    class_name: ClassVar[str] = "EfficientChannelAttention"
+    class_fields: ClassVar[tuple[str, ...]] = ("kernel", "gamma", "beta")
+
+    kernel: int | None  # None: adaptive
+    gamma: int
+    beta: int
+
+    acts: ClassVar[tuple[str, ...]] = ()
+    uses: ClassVar[tuple[str, ...]] = ()
+
+    def kernel_for(self, channels: int) -> int:
+        """ECA-Net's adaptive size: t = floor((log2(channels) + beta) / gamma), made odd (t | 1), at least 3.
+        floor(log2(c)) is c.bit_length() - 1 exactly, and floor(x / g) = floor(floor(x) / g)."""
+        if self.kernel is not None:
+            return self.kernel
+        return max(((channels.bit_length() - 1 + self.beta) // self.gamma) | 1, 3)
+
+    def kernel_rule(self, channels: str) -> str:
+        """``kernel_for`` as a Python expression of the variable ``channels``: what the emitted files compute."""
+        return f"max((({channels}.bit_length() - 1 + {self.beta}) // {self.gamma}) | 1, 3)"
+
+
 # Every kind of attention: a consumer matches over this union and ends with assert_never.
-AttentionDesign = SEDesign
+AttentionDesign = SEDesign | EcaDesign
 
 
 @dataclass(frozen=True)

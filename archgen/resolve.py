@@ -39,6 +39,7 @@ from .ir import (
     Dropout,
     DropPath,
     DropPathOptions,
+    EcaDesign,
     FeatureInfo,
     FinalNorm,
     GlobalPool,
@@ -71,6 +72,7 @@ from .spec import (
     ClassicStem,
     ClassifierHead,
     DeepStem,
+    EcaAttention,
     FeaturesHead,
     PlainBlock,
     SEAttention,
@@ -382,6 +384,8 @@ def attention_design(spec: AttentionSpec) -> AttentionDesign:
     match spec:
         case SEAttention():
             return SEDesign(spec.ratio, spec.divisor, spec.rounding, spec.bias, spec.act)
+        case EcaAttention():
+            return EcaDesign(spec.kernel, spec.gamma, spec.beta)
         case _:
             assert_never(spec)
 
@@ -391,6 +395,8 @@ def attention_part(r: Rules, name: str, shape: Shape, design: AttentionDesign, f
     match design:
         case SEDesign():
             return se_part(r, name, shape, design, field)
+        case EcaDesign():
+            return eca_part(name, shape, design)
         case _:
             assert_never(design)
 
@@ -406,6 +412,25 @@ def se_part(r: Rules, name: str, shape: Shape, se: SEDesign, field: Path_) -> At
     fc2 = conv(r, f"{name}.fc2", fc1.out_shape, c, 1, bias=se.bias, field=field)
     layers = (fc1, act(f"{name}.act", fc1.out_shape, se.act), fc2, act(f"{name}.gate", one, "sigmoid"))
     return Attention(layers=layers, design=se)
+
+
+def eca_part(name: str, shape: Shape, eca: EcaDesign) -> Attention:
+    """ECA: global average, a 1-D conv of ``kernel`` across the channels (a (1, C) sequence), sigmoid gate."""
+    c, k = shape[0], eca.kernel_for(shape[0])
+    seq = (1, c)
+    layer = Conv(
+        name=f"{name}.conv",
+        in_shape=seq,
+        out_shape=seq,
+        params=k,
+        flops=c * k,
+        in_ch=1,
+        out_ch=1,
+        kernel=k,
+        padding=(k - 1) // 2,
+        dims=1,
+    )
+    return Attention(layers=(layer, act(f"{name}.gate", seq, "sigmoid")), design=eca)
 
 
 def shortcut_layers(

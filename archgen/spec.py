@@ -271,8 +271,37 @@ class SEAttention(SESpec):
     )
 
 
+class EcaAttention(StrictModel):
+    """Efficient channel attention (ECA-Net, Wang et al. 2020; timm's ``eca``): the branch's channels, averaged
+    over the map, go through one 1-D conv across channels (no reduction, no bias) and a sigmoid gate."""
+
+    type: Literal["eca"] = Field(
+        description="eca: efficient channel attention (global average, a 1-D conv across channels, sigmoid gate).",
+        examples=["eca"],
+    )
+    kernel: Annotated[Count, Field(le=MAX_KERNEL)] | None = Field(
+        None,
+        description="The 1-D conv's kernel size (odd); null: from the channels, the odd number at or above "
+        "floor((log2(channels) + beta) / gamma), at least 3 (ECA-Net's rule, timm's default).",
+        examples=[None, 3],
+    )
+    gamma: Annotated[Count, Field(le=MAX_CHANNELS)] = Field(
+        2, description="The adaptive kernel's divisor (ECA-Net's gamma).", examples=[2]
+    )
+    beta: Annotated[int, Strict(), Field(ge=0, le=MAX_CHANNELS)] = Field(
+        1, description="The adaptive kernel's offset (ECA-Net's b).", examples=[1]
+    )
+
+    @field_validator("kernel")
+    @classmethod
+    def _odd(cls, value: int | None) -> int | None:
+        if value is not None and value % 2 == 0:
+            raise ValueError(f"expected an odd kernel size (it pads (kernel - 1) / 2 on each side); received {value}")
+        return value
+
+
 # Channel attention on the residual branch: one variant per kind, found by its ``type``.
-AttentionSpec = SEAttention
+AttentionSpec = SEAttention | EcaAttention
 Attention = Annotated[
     Annotated[AttentionSpec, Field(discriminator="type")],
     _typed("se"),
@@ -329,8 +358,9 @@ class _ResidualCommon(StrictModel):
     attn: Attention | None = Field(
         None,
         description="Channel attention on the residual branch's output, before the addition, by type "
-        "(se: squeeze-excitation); null: none. A bare type stands for its defaults; give se or attn, not both.",
-        examples=[{"type": "se", "ratio": 0.25}, "se", None],
+        "(se: squeeze-excitation, eca: efficient channel attention); null: none. A bare type stands for its "
+        "defaults; give se or attn, not both.",
+        examples=[{"type": "se", "ratio": 0.25}, "eca", None],
     )
 
     @model_validator(mode="after")

@@ -164,6 +164,7 @@ _TIMM_SAME_NAME = [
     "resnet50d",
     "resnet101d",
     "seresnet50",
+    "ecaresnet50d",
     "resnext50_32x4d",
     "wide_resnet50_2",
     *(f"resnetrs{d}" for d in (50, 101, 152, 200, 270, 350, 420)),

@@ -27,7 +27,7 @@ SCHEMA_LINE = "# yaml-language-server: $schema=../schema/archgen-spec.schema.jso
 FIELD_NAMES = (
     "name description extends tweaks input channels size stem type width kernel stride widths pool "
     "pool_padding norm_act block expansion groups base_width width_factor stride_at preact stride_block "
-    "shortcut se ratio divisor rounding bias act stages depth width_multiplier head dropout classes "
+    "shortcut se attn gamma beta ratio divisor rounding bias act stages depth width_multiplier head dropout classes "
     "activation norm eps momentum conv_bias drop_path rate schedule init conv mode zero_init_last"
 ).split()
 
@@ -121,11 +121,26 @@ def se_value(draw: st.DrawFn) -> dict[str, Any]:
     return se
 
 
+def attention_value(draw: st.DrawFn) -> Any:
+    """An ``attn`` in any of its spellings: a bare type, or a mapping of its kind's fields."""
+    kind = draw(st.sampled_from(["se", "eca"]))
+    if draw(st.floats(0, 1)) < 0.3:
+        return kind
+    if kind == "se":
+        return {"type": "se", **se_value(draw)}
+    eca: dict[str, Any] = {"type": "eca"}
+    put(eca, "kernel", maybe(draw, st.sampled_from([1, 3, 5, 7, 9])))
+    put(eca, "gamma", maybe(draw, st.integers(1, 4)))
+    put(eca, "beta", maybe(draw, st.integers(0, 3)))
+    return eca
+
+
 SHORTCUTS = st.sampled_from(["conv", "conv", "avgpool", "maxpool", "identity"])
 
 
-def block_fields(draw: st.DrawFn, kind: str, p_absent: float = 0.6) -> dict[str, Any]:
-    """Some of the fields of a ``kind`` block (without ``type``)."""
+def block_fields(draw: st.DrawFn, kind: str, p_absent: float = 0.6, spelling: str | None = None) -> dict[str, Any]:
+    """Some of the fields of a ``kind`` block (without ``type``); its attention spelt ``se`` or ``attn``
+    (``spelling``; either where None), since a block that inherits one may not add the other."""
     b: dict[str, Any] = {}
     if kind == "plain":
         put(b, "kernel", maybe(draw, st.integers(1, 5), p_absent))
@@ -142,8 +157,11 @@ def block_fields(draw: st.DrawFn, kind: str, p_absent: float = 0.6) -> dict[str,
     kind_of_shortcut = maybe(draw, SHORTCUTS, p_absent)
     if kind_of_shortcut is not None:
         b["shortcut"] = shortcut_value(draw, kind_of_shortcut)
-    if draw(st.floats(0, 1)) < 0.3:
-        b["se"] = se_value(draw)
+    attention = draw(st.floats(0, 1))
+    if spelling is None:
+        spelling = "se" if attention < 0.2 else "attn"
+    if attention < 0.35:
+        b[spelling] = se_value(draw) if spelling == "se" else attention_value(draw)
     return b
 
 
@@ -250,7 +268,7 @@ def valid_specs(draw: st.DrawFn) -> DrawnSpec:
             stage: dict[str, Any] = {"depth": draw(st.integers(1, 2)), "width": draw(st.integers(1, 24))}
             put(stage, "stride", maybe(draw, st.sampled_from([1, 1, 2, 2, 3]), 0.6))
             if draw(st.floats(0, 1)) < 0.3:
-                stage["block"] = stage_override(draw, kind)
+                stage["block"] = stage_override(draw, kind, "attn" if "attn" in top else "se")
             stage_docs.append(stage)
             if draw(st.booleans()):  # keys in any order
                 stage_docs[-1] = dict(reversed(list(stage.items())))
@@ -340,15 +358,16 @@ def valid_specs(draw: st.DrawFn) -> DrawnSpec:
     )
 
 
-def stage_override(draw: st.DrawFn, top_kind: str) -> Any:
-    """A stage's ``block``: a few fields over the top-level block, a block of another type, or an SE removal."""
+def stage_override(draw: st.DrawFn, top_kind: str, spelling: str = "se") -> Any:
+    """A stage's ``block``: a few fields over the top-level block, a block of another type, or an attention
+    removal (spelt as the top-level block spells it)."""
     what = draw(
         st.sampled_from(["patch", "patch", "retype", "se_null"] if top_kind != "plain" else ["patch", "retype"])
     )
     if what == "se_null":
-        return {"se": None}
+        return {spelling: None}
     if what == "patch":
-        patch = block_fields(draw, top_kind, p_absent=0.7)
+        patch = block_fields(draw, top_kind, p_absent=0.7, spelling=spelling)
         if draw(st.booleans()):
             patch["type"] = top_kind
         return patch

@@ -4,6 +4,7 @@ framework (tests/test_without_frameworks.py runs it with every framework hidden)
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -368,14 +369,14 @@ def test_every_layer_counts_what_its_shape_says(path: Path) -> None:
     convs = 0
     for layer in net.layers():
         match layer:
-            case Conv(in_ch=c, out_ch=o, kernel=k, stride=s, groups=g, bias=bias):
+            case Conv(in_ch=c, out_ch=o, kernel=k, stride=s, groups=g, bias=bias, dims=d):
                 convs += 1
-                assert layer.params == o * (c // g) * k * k + (o if bias else 0), layer.name
+                assert layer.params == o * (c // g) * k**d + (o if bias else 0), layer.name
                 assert layer.padding == k // 2, layer.name
-                _, h, w = layer.in_shape
-                oh, ow = pooled_size(h, k, s, k // 2), pooled_size(w, k, s, k // 2)
-                assert layer.in_shape[0] == c and layer.out_shape == (o, oh, ow), layer.name
-                assert layer.flops == oh * ow * o * (c // g) * k * k and layer.stats == 0, layer.name
+                sizes = tuple(pooled_size(n, k, s, k // 2) for n in layer.in_shape[1:])
+                assert len(sizes) == d, layer.name
+                assert layer.in_shape[0] == c and layer.out_shape == (o, *sizes), layer.name
+                assert layer.flops == math.prod(sizes) * o * (c // g) * k**d and layer.stats == 0, layer.name
             case Norm(channels=c):
                 assert layer.params == layer.stats == 2 * c and layer.in_shape == layer.out_shape, layer.name
                 assert layer.in_shape[0] == c and layer.flops == 0, layer.name
