@@ -178,6 +178,11 @@ class ShortcutDesign:
     def pooled(self) -> bool:
         return self.kind in ("avgpool", "maxpool")
 
+    @property
+    def macro(self) -> str:
+        """The macro of each backend's shortcuts.py.j2 that renders this kind (the pooled kinds share one)."""
+        return "pooled" if self.pooled else self.kind
+
 
 @dataclass(frozen=True)
 class SEDesign:

@@ -74,6 +74,7 @@ from .spec import (
     DeepStem,
     EcaAttention,
     FeaturesHead,
+    NoStem,
     PlainBlock,
     SEAttention,
     Spec,
@@ -255,40 +256,67 @@ def same_avg_pool(name: str, shape: Shape) -> AvgPool:
 
 # -- sections ---------------------------------------------------------------------------------------------------
 def stem_parts(spec: Spec, r: Rules, shape: Shape) -> list[StemPart]:
-    stem, field = spec.stem, ("stem",)
-    layers: list[AnyLayer] = []
-    kind: Literal["classic", "deep"]
-    if isinstance(stem, ClassicStem):
-        kind = "classic"
-        width = scaled_width(stem.width, spec.width_multiplier)
-        layers.append(conv(r, "conv1", shape, width, stem.kernel, stem.stride, bias=r.bias(stem.norm_act), field=field))
-    elif isinstance(stem, DeepStem):
-        kind = "deep"
-        widths = [scaled_width(w, spec.width_multiplier) for w in stem.widths]
-        for i, width in enumerate(widths):
-            last = i == len(widths) - 1
-            cur = layers[-1].out_shape if layers else shape
-            stride = stem.stride if i == 0 else 1
-            normed = not last or stem.norm_act
-            layers.append(conv(r, f"conv1.{3 * i}", cur, width, 3, stride, bias=r.bias(normed), field=field))
-            if not last:
-                layers.append(norm(r, f"conv1.{3 * i + 1}", layers[-1].out_shape))
-                layers.append(act(f"conv1.{3 * i + 2}", layers[-1].out_shape, r.act))
-    else:
-        return []
+    """The stem's convs by its kind, then its pool."""
+    stem = spec.stem
+    match stem:
+        case ClassicStem():
+            convs = classic_stem(spec, r, shape, stem)
+        case DeepStem():
+            convs = deep_stem(spec, r, shape, stem)
+        case NoStem():
+            return []
+        case _:
+            assert_never(stem)
+    pool = stem_pool(r, convs.layers[-1].out_shape, stem)
+    return [convs] if pool is None else [convs, pool]
+
+
+def _stem_norm_act(r: Rules, layers: list[AnyLayer], stem: ClassicStem | DeepStem) -> None:
     if stem.norm_act:
         layers.append(norm(r, "bn1", layers[-1].out_shape))
         layers.append(act("act1", layers[-1].out_shape, r.act))
-    parts: list[StemPart] = [StemConvs(layers=tuple(layers), kind=kind)]
-    cur = layers[-1].out_shape
-    if stem.pool == "max":
-        parts.append(StemPool(layers=(max_pool(r, "maxpool", cur, 3, 2, 1, stem.pool_padding),), kind="max"))
-    elif stem.pool == "conv":
-        pool_conv = conv(r, "maxpool.0", cur, cur[0], 3, 2, bias=r.bias(True), field=field)
-        pool_norm = norm(r, "maxpool.1", pool_conv.out_shape)
-        pool = (pool_conv, pool_norm, act("maxpool.2", pool_norm.out_shape, r.act))
-        parts.append(StemPool(layers=pool, kind="conv"))
-    return parts
+
+
+def classic_stem(spec: Spec, r: Rules, shape: Shape, stem: ClassicStem) -> StemConvs:
+    """One large strided conv (``conv1``), its norm and activation."""
+    width = scaled_width(stem.width, spec.width_multiplier)
+    bias = r.bias(stem.norm_act)
+    layers: list[AnyLayer] = [conv(r, "conv1", shape, width, stem.kernel, stem.stride, bias=bias, field=("stem",))]
+    _stem_norm_act(r, layers, stem)
+    return StemConvs(layers=tuple(layers), kind="classic")
+
+
+def deep_stem(spec: Spec, r: Rules, shape: Shape, stem: DeepStem) -> StemConvs:
+    """3x3 convs (the Sequential ``conv1``), norm + act between them, the first strided."""
+    layers: list[AnyLayer] = []
+    widths = [scaled_width(w, spec.width_multiplier) for w in stem.widths]
+    for i, width in enumerate(widths):
+        last = i == len(widths) - 1
+        cur = layers[-1].out_shape if layers else shape
+        stride = stem.stride if i == 0 else 1
+        normed = not last or stem.norm_act
+        layers.append(conv(r, f"conv1.{3 * i}", cur, width, 3, stride, bias=r.bias(normed), field=("stem",)))
+        if not last:
+            layers.append(norm(r, f"conv1.{3 * i + 1}", layers[-1].out_shape))
+            layers.append(act(f"conv1.{3 * i + 2}", layers[-1].out_shape, r.act))
+    _stem_norm_act(r, layers, stem)
+    return StemConvs(layers=tuple(layers), kind="deep")
+
+
+def stem_pool(r: Rules, shape: Shape, stem: ClassicStem | DeepStem) -> StemPool | None:
+    """The stem's downsampling after its convs (the module ``maxpool``), by kind."""
+    match stem.pool:
+        case "max":
+            return StemPool(layers=(max_pool(r, "maxpool", shape, 3, 2, 1, stem.pool_padding),), kind="max")
+        case "conv":  # ResNet-RS: a strided 3x3 conv, norm, act
+            pool_conv = conv(r, "maxpool.0", shape, shape[0], 3, 2, bias=r.bias(True), field=("stem",))
+            pool_norm = norm(r, "maxpool.1", pool_conv.out_shape)
+            pool_act = act("maxpool.2", pool_norm.out_shape, r.act)
+            return StemPool(layers=(pool_conv, pool_norm, pool_act), kind="conv")
+        case "none":
+            return None
+        case _:
+            assert_never(stem.pool)
 
 
 def stride_of(layer: AnyLayer) -> int:
@@ -436,42 +464,59 @@ def eca_part(name: str, shape: Shape, eca: EcaDesign) -> Attention:
 def shortcut_layers(
     r: Rules, name: str, design: BlockDesign, shape: Shape, out: Shape, stride: int, field: Path_, dilation: int = 1
 ) -> list[AnyLayer]:
-    """The shortcut's layers where the block changes shape (none where it keeps it).
-
-    In a dilated stage (``dilation`` > 1, the stride turned into dilation) an average-pool shortcut
-    that projects still averages, 2x2 at stride 1, as timm's does."""
+    """The shortcut's layers where the block changes shape (none where it keeps it), by its kind."""
     sc = design.shortcut
     assert sc is not None  # residual blocks only
-    project = shape[0] != out[0]
-    if stride == 1 and not project:
+    if stride == 1 and shape[0] == out[0]:
         return []
     where = (*field, "block", "shortcut", "type")
-    if sc.kind == "identity":
-        raise Refused(
-            f"{name}: an identity shortcut cannot change shape ({shape[0]}->{out[0]} channels, stride {stride}); "
-            "use conv, avgpool or maxpool",
-            where,
-        )
-    layers: list[AnyLayer] = []
-    cur, index, conv_stride = shape, 0, stride
-    if sc.pooled:  # index 0 is the pool slot (Identity when the block keeps its size)
-        if stride > 1:
-            pool = (
-                avg_pool(r, f"{name}.0", cur, stride)
-                if sc.kind == "avgpool"
-                else max_pool(r, f"{name}.0", cur, 1, stride, 0, "neg_inf")
+    match sc.kind:
+        case "conv":
+            layers = _projection(r, name, 0, shape, out[0], stride, sc, where)
+        case "avgpool" | "maxpool":
+            layers = pooled_shortcut(r, name, sc, shape, out[0], stride, dilation, where)
+        case "identity":
+            raise Refused(
+                f"{name}: an identity shortcut cannot change shape ({shape[0]}->{out[0]} channels, stride {stride}); "
+                "use conv, avgpool or maxpool",
+                where,
             )
-            layers.append(pool)
-            cur = pool.out_shape
-        elif dilation > 1 and sc.kind == "avgpool":
-            layers.append(same_avg_pool(f"{name}.0", cur))
-        index, conv_stride = 1, 1
-    if sc.project_on_stride or project:
-        layers.append(conv(r, f"{name}.{index}", cur, out[0], 1, conv_stride, bias=sc.bias, field=where))
-        if sc.norm:
-            layers.append(norm(r, f"{name}.{index + 1}", layers[-1].out_shape))
+        case _:
+            assert_never(sc.kind)
     if layers[-1].out_shape != out:
         raise Refused(f"{name}: shortcut gives {layers[-1].out_shape} but the residual branch gives {out}", where)
+    return layers
+
+
+def _projection(
+    r: Rules, name: str, index: int, shape: Shape, out_ch: int, stride: int, sc: ShortcutDesign, where: Path_
+) -> list[AnyLayer]:
+    """A 1x1 conv at ``name.index`` (strided where the kind has no pool to take the stride), then its norm."""
+    projection = conv(r, f"{name}.{index}", shape, out_ch, 1, stride, bias=sc.bias, field=where)
+    if not sc.norm:
+        return [projection]
+    return [projection, norm(r, f"{name}.{index + 1}", projection.out_shape)]
+
+
+def pooled_shortcut(
+    r: Rules, name: str, sc: ShortcutDesign, shape: Shape, out_ch: int, stride: int, dilation: int, where: Path_
+) -> list[AnyLayer]:
+    """Index 0 is the pool that takes the stride (an Identity where the block keeps its size), then a 1x1
+    projection where the channels change. In a dilated stage (the stride turned into dilation) an
+    average-pool shortcut that projects still averages, 2x2 at stride 1, as timm's does."""
+    layers: list[AnyLayer] = []
+    if stride > 1:
+        pool = (
+            avg_pool(r, f"{name}.0", shape, stride)
+            if sc.kind == "avgpool"
+            else max_pool(r, f"{name}.0", shape, 1, stride, 0, "neg_inf")
+        )
+        layers.append(pool)
+        shape = pool.out_shape
+    elif dilation > 1 and sc.kind == "avgpool":
+        layers.append(same_avg_pool(f"{name}.0", shape))
+    if shape[0] != out_ch:
+        layers += _projection(r, name, 1, shape, out_ch, 1, sc, where)
     return layers
 
 
