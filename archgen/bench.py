@@ -30,7 +30,6 @@ Frameworks are imported only by the backends' sides.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import math
 import os
@@ -422,10 +421,7 @@ def memory_text(nbytes: int | None) -> str:
 
 def backend_side(backend: str) -> ModuleType:
     """The backend's side (``archgen.backends.<backend>.bench``), imported when first needed."""
-    package = registry.BUILTIN.get(backend)
-    if package is None:
-        raise OptionError(f"the {backend} backend has no bench; backends with one: {', '.join(registry.BUILTIN)}")
-    return importlib.import_module(f"{package}.bench")
+    return registry.side(backend, "bench")
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ from . import registry
 from .errors import OptionError, memory_guard
 from .ir import Network, Shape
 from .summary import shape_text
-from .transfer import backend_of, transfer_weights
+from .transfer import transfer_weights
 
 # Relative tolerances (of max(1, the reference's largest magnitude) at each point): float64 agreement
 # proves the same function free of rounding; float32 is what a port must hold on every spec.
@@ -137,7 +137,7 @@ def compare_models(
     (``other_network``: the other model's IR where it differs, as a fused model's does)."""
     import numpy as np
 
-    names = [backend_of(reference), backend_of(other)]
+    names = [registry.backend_of(reference), registry.backend_of(other)]
     want = registry.get(names[0]).outputs(reference, network, x)
     got = registry.get(names[1]).outputs(other, other_network or network, x)
     if other_network is not None and other_network.fused:

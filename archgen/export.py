@@ -39,13 +39,6 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "saved_model": (),
     "litert": (".tflite",),
 }
-BACKEND_OF = {
-    "onnx": "torch",
-    "torchscript": "torch",
-    "exported-program": "torch",
-    "saved_model": "keras",
-    "litert": "keras",
-}
 FOLDERS = {"saved_model"}
 # What a format needs beyond its backend's framework: the ONNX exporter writes with onnx and onnxscript,
 # the check reads the file with onnxruntime; a LiteRT file is read with the LiteRT interpreter.
@@ -195,9 +188,17 @@ def size_problem(network: Network, fmt: str) -> str | None:
     return None
 
 
+def backend_of(fmt: str) -> str:
+    """The backend that writes ``fmt`` (the one whose package lists it in ``EXPORTS``)."""
+    found = registry.exporters().get(fmt)
+    if found is None:
+        raise OptionError(f"--format {fmt}: no backend writes it; formats: {', '.join(registry.exporters())}")
+    return found
+
+
 def _backend_export(fmt: str) -> Any:
     """The format's backend side (``archgen.backends.<backend>.export``), imported when first needed."""
-    return importlib.import_module(f"{registry.BUILTIN[BACKEND_OF[fmt]]}.export")
+    return registry.side(backend_of(fmt), "export")
 
 
 def require(fmt: str) -> None:
@@ -214,7 +215,7 @@ def require(fmt: str) -> None:
         raise MissingFramework(
             f"--format {fmt} needs {names}, which {verb} not installed: pip install 'archgen[export]'"
         )
-    registry.get(BACKEND_OF[fmt])
+    registry.get(backend_of(fmt))
     _backend_export(fmt).require(fmt)
 
 
@@ -270,11 +271,11 @@ def export(
     require(fmt)
     side = _backend_export(fmt)
 
-    backend = registry.get(BACKEND_OF[fmt])
-    if fuse and not getattr(backend, "fuses", False):
-        raise OptionError(f"--fuse: --format {fmt} exports the {BACKEND_OF[fmt]} model, which has no inference form")
+    backend = registry.get(backend_of(fmt))
+    if fuse and not backend.fuses:
+        raise OptionError(f"--fuse: --format {fmt} exports the {backend.name} model, which has no inference form")
     model = backend.build(network)
-    if weights is None and BACKEND_OF[fmt] == "torch":
+    if weights is None and backend.randomizes:
         backend.randomize(model, network, seed=SEED, gamma=GAMMA)
     else:
         backend.set_weights(model, network, weights if weights is not None else random_weights(network))

@@ -1,8 +1,10 @@
 """Backends by name: the only way the core reaches one.
 
 A backend is a package exposing ``EMITTER`` (its templates and filters, importable
-without its framework) and ``BACKEND`` (the live side, which imports the
-framework when first touched). The built-in ones live in ``archgen.backends``;
+without its framework), ``BACKEND`` (the live side, which imports the
+framework when first touched), and optionally ``SIDES`` (the modules it brings beside
+the live side: ``export``, ``bench``), ``EXPORTS`` (the formats its ``export`` writes) and
+``FRAMEWORK`` (the module whose models are its models). The built-in ones live in ``archgen.backends``;
 others register a package through the ``archgen.backends`` entry-point group, so
 a third backend (JAX/Flax, ONNX) needs no change in the core.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -40,6 +43,8 @@ class Backend(Protocol):
 
     name: str
     extra: str  # pip install 'archgen[<extra>]' brings the framework
+    fuses: bool  # build(..., fuse=True) gives the inference form (else an OptionError)
+    randomizes: bool  # randomize draws random weights (else NotImplementedError: draw them in another backend)
 
     def require(self) -> None:
         """Import the framework, or raise MissingFramework saying what to install."""
@@ -73,6 +78,9 @@ class Backend(Protocol):
 
     def randomize(self, model: Any, network: Network, seed: int = 0, gamma: tuple[float, float] = (0.5, 1.5)) -> None:
         """Every weight random, norm statistics calibrated (NotImplementedError where the backend cannot)."""
+
+    def model_class(self) -> type:
+        """The framework's base class of the backend's live models (``registry.backend_of``)."""
 
 
 class UnknownBackend(OptionError, KeyError):
@@ -131,3 +139,44 @@ def get(name: str) -> Backend:
         ) from None
     backend.require()
     return backend  # type: ignore[no-any-return]
+
+
+def side(name: str, part: str) -> ModuleType:
+    """A backend package's module ``part`` (``export``, ``bench``), which the package declares in ``SIDES``;
+    OptionError naming the backends that have one where it does not."""
+    package = _package(name)
+    if part not in getattr(package, "SIDES", ()):
+        having = [n for n in names() if part in getattr(_package(n), "SIDES", ())]
+        raise OptionError(f"the {name} backend has no {part}; backends with one: {', '.join(having) or 'none'}")
+    return importlib.import_module(f"{package.__name__}.{part}")
+
+
+def exporters() -> dict[str, str]:
+    """Export format -> the backend whose ``export`` module writes it (its package's ``EXPORTS``)."""
+    out: dict[str, str] = {}
+    for name in names():
+        for fmt in getattr(_package(name), "EXPORTS", ()):
+            out.setdefault(fmt, name)
+    return out
+
+
+def backend_of(model: Any) -> str:
+    """The backend a live model belongs to: the one that built it (``archgen_backend``, set by every
+    backend's ``build``), else (a model of an emitted file) the backend whose ``model_class`` it is an
+    instance of, asked only of backends whose framework (``FRAMEWORK``) is imported; where two claim it
+    (a Keras model on Keras' torch backend is a torch module too), the more derived class wins."""
+    name = getattr(model, "archgen_backend", None)
+    if isinstance(name, str):
+        return name
+    claims: dict[str, type] = {}
+    for candidate in names():
+        framework = getattr(_package(candidate), "FRAMEWORK", None)
+        if framework is None or framework not in sys.modules:
+            continue  # no model of a framework that is not imported can exist
+        model_class = get(candidate).model_class()
+        if isinstance(model, model_class):
+            claims[candidate] = model_class
+    best = [n for n, c in claims.items() if all(issubclass(c, other) for other in claims.values())]
+    if len(best) != 1:
+        raise TypeError(f"not a model of a known backend: {type(model).__name__}")
+    return best[0]

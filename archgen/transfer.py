@@ -7,16 +7,6 @@ from typing import Any
 from . import registry
 
 
-def backend_of(model: Any) -> str:
-    """The registered backend a live model belongs to (by its framework's base class)."""
-    module = type(model).__module__.split(".")[0]
-    if module == "keras" or hasattr(model, "get_layer"):
-        return "keras"
-    if hasattr(model, "state_dict"):
-        return "torch"
-    raise TypeError(f"not an archgen model of a known backend: {type(model).__name__}")
-
-
 def spec_differences(a: Any, b: Any, path: str = "", limit: int = 8) -> list[str]:
     """``field: A vs B`` for every leaf where two resolved specs differ (first ``limit``, then a count)."""
     found: list[str] = []
@@ -59,5 +49,5 @@ def transfer_weights(src: Any, dst: Any) -> None:
             f"models of different specs: source '{src_net.name}' (sha256 {src_net.digest[:12]}), "
             f"destination '{dst_net.name}' (sha256 {dst_net.digest[:12]}): {diff}"
         )
-    weights = registry.get(backend_of(src)).get_weights(src, src_net)
-    registry.get(backend_of(dst)).set_weights(dst, dst_net, weights)
+    weights = registry.get(registry.backend_of(src)).get_weights(src, src_net)
+    registry.get(registry.backend_of(dst)).set_weights(dst, dst_net, weights)

@@ -10,7 +10,13 @@ from typing import Any
 
 from .emit import EMITTER
 
-__all__ = ["BACKEND", "EMITTER", "custom_objects"]
+# What the package brings beside its live side, declared without importing the framework (registry.side):
+# its ``export`` module writes these formats (archgen export), its ``bench`` module runs archgen bench.
+SIDES = ("export", "bench")
+FRAMEWORK = "keras"  # the module whose models are this backend's (registry.backend_of)
+EXPORTS = ("saved_model", "litert")
+
+__all__ = ["BACKEND", "EMITTER", "EXPORTS", "FRAMEWORK", "SIDES", "custom_objects"]
 
 
 def custom_objects() -> dict[str, Any]:

@@ -151,6 +151,7 @@ class KerasBackend:
         return scope
 
     fuses = False  # no inference form: build(..., fuse=True) is an OptionError
+    randomizes = False  # weights are drawn in torch and moved (archgen.compare)
 
     def build(
         self,
@@ -177,6 +178,7 @@ class KerasBackend:
         with self.device_scope(device), _floatx(dtype), memory_guard(f"building {network.name} on {device or 'cpu'}"):
             model = module.build_model()
         model.archgen_network = network  # lets transfer_weights check and map by IR name
+        model.archgen_backend = self.name
         if weights is not None:
             self.set_weights(model, network, weights)
         return model
@@ -201,6 +203,11 @@ class KerasBackend:
                 if tuple(have.shape) != value.shape:
                     raise ValueError(f"{name}: shape {value.shape} does not fit {tuple(have.shape)}")
             layer.set_weights([v.astype(have.dtype) for have, v in zip(current, values, strict=True)])
+
+    def model_class(self) -> type:
+        import keras
+
+        return keras.Model  # type: ignore[no-any-return]
 
     def randomize(self, model: Any, network: Network, seed: int = 0, gamma: tuple[float, float] = (0.5, 1.5)) -> None:
         raise NotImplementedError(

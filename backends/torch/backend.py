@@ -59,6 +59,7 @@ class TorchBackend:
     name = "torch"
     extra = "torch"  # pip install 'archgen[torch]'
     fuses = True  # build(..., weights=, fuse=): see archgen.build_network
+    randomizes = True
 
     def require(self) -> None:
         """Import what the backend needs beyond torch (imported with this module), or say what to install."""
@@ -108,6 +109,7 @@ class TorchBackend:
             model = module.build_model(device="meta")
             model.load_state_dict(state_dict(weights, network), strict=True, assign=True)
         model.archgen_network = network  # lets transfer_weights check and map by IR name
+        model.archgen_backend = self.name
         return model
 
     def _fused(self, network: Network, weights: Weights | None, dtype: str | None) -> nn.Module:
@@ -125,7 +127,11 @@ class TorchBackend:
         # convert back and forth for (docs/performance.md has the figures).
         model = model.to(memory_format=torch.channels_last).eval()
         model.archgen_network = fused
+        model.archgen_backend = self.name
         return model
+
+    def model_class(self) -> type:
+        return nn.Module  # type: ignore[no-any-return]
 
     def randomize(
         self, model: nn.Module, network: Network, seed: int = 0, gamma: tuple[float, float] = (0.5, 1.5)
