@@ -281,7 +281,12 @@ def test_rss_meter_measures_the_peak_of_its_span(writable: bool, monkeypatch: py
     meter.start()
     base = (bench._status_kib("VmRSS") or 0) * 1024
     block = _touched(128 * mib)
-    time.sleep(0.2)  # the sampling thread's turn, on a busy machine too
+    # The sampling thread's turn: on a loaded machine it may wait its time slice longer than any fixed
+    # sleep (0.2 s missed it under load), so wait until the block is resident for one more sample.
+    deadline = time.monotonic() + 10
+    while not writable and meter._peak_kib * 1024 < base + 120 * mib and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)
     del block
     peak, kind = meter.stop()
     assert meter.method == ("clear_refs" if writable else "sampled") and "peak RSS" in kind
