@@ -387,6 +387,12 @@ def block_doc(design: BlockDesign) -> str:
     return text[0].upper() + text[1:] + "."
 
 
+def blockdoc(text: str, indent: int = 4, limit: int = 100) -> str:
+    """A one-sentence docstring at ``indent``, wrapped so no line passes the emitted files' ``limit``."""
+    lines = textwrap.wrap(text, limit - indent - 6)  # room for both quote triples on one line
+    return '"""' + ("\n" + " " * indent).join(lines) + '"""'
+
+
 def pystr(text: str) -> str:
     """Text safe on one comment line: no line breaks, printable ASCII only."""
     return "".join(c if c.isprintable() and c.isascii() else repr(c)[1:-1] for c in str(text))
@@ -415,7 +421,7 @@ def _environment(backend: str) -> tuple[jinja2.Environment, str]:
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # Python source, not HTML; every value is a number or a validated identifier
     )
-    env.filters.update(pystr=pystr, docstring=docstring)  # the same for every backend
+    env.filters.update(pystr=pystr, docstring=docstring, blockdoc=blockdoc)  # the same for every backend
     env.filters.update(emitter.filters)
     env.bytecode_cache = _bytecode_cache(env)
     return env, emitter.template

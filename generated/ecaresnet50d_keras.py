@@ -125,7 +125,8 @@ def efficient_channel_attention(x, channels: int, name: str):
 def bottleneck(
     x, in_chs: int, mid_chs: int, out_chs: int, stride: int, drop_path: float, name: str
 ):
-    """1x1 reduce, 3x3, 1x1 expand; the stride on the 3x3; efficient channel attention on the branch."""
+    """1x1 reduce, 3x3, 1x1 expand; the stride on the 3x3; efficient channel attention on the
+    branch."""
     out = x
     out = conv(out, filters=mid_chs, kernel=1, stride=1, groups=1, bias=False, name=f"{name}_conv1")
     out = norm(f"{name}_bn1")(out)

@@ -64,7 +64,8 @@ class EfficientChannelAttention(nn.Module):
 
 
 class Bottleneck(nn.Module):
-    """1x1 reduce, 3x3, 1x1 expand; the stride on the 3x3; efficient channel attention on the branch."""
+    """1x1 reduce, 3x3, 1x1 expand; the stride on the 3x3; efficient channel attention on the
+    branch."""
 
     def __init__(
         self, in_chs: int, mid_chs: int, out_chs: int, stride: int = 1, drop_path: float = 0.0
@@ -305,7 +306,7 @@ class ResNet(nn.Module):
             elif isinstance(m, nn.Linear):
                 m.reset_parameters()  # PyTorch's default, as torchvision's and timm's fc
             elif any(True for _ in m.parameters(recurse=False)):
-                m.reset_parameters()  # PyTorch's default for every other weighted module, as timm leaves them
+                m.reset_parameters()  # PyTorch's default for other weighted modules, as in timm
         # Drawing the conv weights is most of a build (ResNet-RS-420: 190 M numbers). One
         # generator per conv, seeded from the global one (torch.manual_seed still decides every
         # weight), lets the CPU's threads draw them at once.

@@ -297,8 +297,12 @@ def test_full_disk_saved_model_folder_is_exit_3(tmp_path: Path) -> None:
 
 # -- signals, pipes, encodings ------------------------------------------------------------------------------
 
+# SIGINT is put back to Python's handler first: a shell that starts the suite in the background
+# (``.ci/run &``) makes its children ignore SIGINT, and an ignored SIGINT is the user's choice
+# that the CLI rightly keeps, so the test would wait on a process that never hears it.
 _STALLED_WRITE = """
-import sys, time
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import archgen.atomic as atomic
 copy = atomic._copy
 def stalled(source, fd):

@@ -105,6 +105,7 @@ PLACES = {
     "PlainBlock": ("block", {"type": "plain"}),
     "SESpec": ("block.se", {}),
     "SEAttention": ("block.attn", {"type": "se"}),
+    "EcaAttention": ("block.attn", {"type": "eca"}),
     "ShortcutSpec": ("block.shortcut", {}),
     "StageSpec": ("stages.0", {"depth": 1, "width": 64}),
     "DropPathSpec": ("drop_path", {}),
