@@ -9,23 +9,22 @@ Importing archgen imports no deep-learning framework; a backend does, lazily.
 
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .compiler.pipeline import compile_spec
 from .errors import CheckpointError, MissingFramework, OptionError, Problem, RunError, SpecError
+from .version import __version__
 
 if TYPE_CHECKING:
+    from .compiler.resolve import resolve
     from .ir import Network
-    from .loader import Override, Overrides, load_spec
-    from .loader import load_spec_with_positions as load_spec_with_positions
-    from .resolve import resolve
-    from .spec import Spec
-    from .transfer import transfer_weights
+    from .language.loader import Override, Overrides, load_spec
+    from .language.loader import load_spec_with_positions as load_spec_with_positions
+    from .language.spec import Spec
+    from .runtime.transfer import transfer_weights
 
-__version__ = "0.1.0"
 __all__ = [
     "CheckpointError",
     "MissingFramework",
@@ -48,53 +47,43 @@ __all__ = [
 # The names above that live in heavier modules (pydantic's spec models, the IR), imported when first
 # used, so that ``import archgen`` (and the command line's start, its help and ``--version``) does not
 # pay for them. ``Override``, ``Overrides`` and ``load_spec_with_positions`` are not in __all__ but were
-# always reachable here, and so were the submodules that importing those names imported.
+# always reachable here.
 _LAZY = {
     "Network": "ir",
-    "Override": "loader",
-    "Overrides": "loader",
-    "load_spec": "loader",
-    "load_spec_with_positions": "loader",
-    "Spec": "spec",
-    "transfer_weights": "transfer",
+    "Override": "language.loader",
+    "Overrides": "language.loader",
+    "load_spec": "language.loader",
+    "load_spec_with_positions": "language.loader",
+    "resolve": "compiler.resolve",
+    "Spec": "language.spec",
+    "transfer_weights": "runtime.transfer",
 }
-_SUBMODULES = ("catalog", "ir", "loader", "merge", "registry", "spec", "transfer", "yamlsource")
+# The subpackages and modules reachable as attributes, imported on first use; the last six by the
+# names they had before the layout's subpackages (archgen.spec is archgen.language.spec).
+_SUBMODULES = {
+    **{name: name for name in ("language", "ir", "compiler", "codegen", "runtime", "tools", "registry", "describe")},
+    **{name: f"language.{name}" for name in ("catalog", "loader", "merge", "spec", "yamlsource")},
+    "transfer": "runtime.transfer",
+}
 
 
 def __getattr__(name: str) -> Any:
     from importlib import import_module
 
     if name in _SUBMODULES:
-        return import_module(f".{name}", __name__)  # which sets it as this package's attribute
-    module = _LAZY.get(name)
-    if module is None:
+        module = import_module(f".{_SUBMODULES[name]}", __name__)
+        globals()[name] = module
+        return module
+    where = _LAZY.get(name)
+    if where is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f".{module}", __name__), name)
+    value = getattr(import_module(f".{where}", __name__), name)
     globals()[name] = value  # found once; later lookups are plain attribute reads
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY, *_SUBMODULES, "resolve"})
-
-
-class _Package(types.ModuleType):
-    """``archgen.resolve`` is the function, as it was when this module imported it eagerly, although
-    ``archgen.resolve`` is also a submodule's name: the import system sets a package's attribute to
-    the submodule when that is first imported, which this property ignores."""
-
-    @property
-    def resolve(self) -> Any:
-        from .resolve import resolve as function
-
-        return function
-
-    @resolve.setter
-    def resolve(self, submodule: object) -> None:
-        pass
-
-
-sys.modules[__name__].__class__ = _Package
+    return sorted({*globals(), *_LAZY, *_SUBMODULES})
 
 
 # timm.create_model's keyword arguments, as the spec fields they set.
@@ -107,28 +96,11 @@ TIMM_KWARGS = {
 }
 
 
-def compile_spec(
-    spec_or_path: Spec | str | Path | Mapping[str, Any], overrides: Overrides = None, input_size: int | None = None
-) -> tuple[Spec, Network]:
-    """Load (a file, a shipped spec's name, or a spec's data as a mapping), validate and resolve;
-    errors name file, line and field."""
-    from .loader import load_spec_with_positions
-    from .resolve import resolve
-    from .spec import Spec
-
-    if isinstance(spec_or_path, Spec):
-        if overrides:
-            raise TypeError("overrides apply to a spec file or mapping; pass one, or change the Spec with model_copy")
-        return spec_or_path, resolve(spec_or_path, input_size=input_size)
-    spec, positions = load_spec_with_positions(spec_or_path, overrides)
-    return spec, resolve(spec, positions, input_size)
-
-
 def list_models(pattern: str = "*") -> list[str]:
     """The names of the shipped specs that match a shell-style ``pattern`` (``"resnet*"``), sorted."""
     import fnmatch
 
-    from . import catalog
+    from .language import catalog
 
     return [name for name in catalog.shipped_names() if fnmatch.fnmatchcase(name, pattern)]
 
@@ -166,7 +138,7 @@ def build(
     it, channels_last, in eval mode; ``model.archgen_network`` is its IR (``archgen.fuse``).
     """
     if fields:
-        from .loader import Override
+        from .language.loader import Override
 
         # Each named as it was written (head__classes=10), in problems; set after ``overrides``.
         extra = [Override.keyword(k, TIMM_KWARGS.get(k, k.replace("__", ".")), v) for k, v in fields.items()]
@@ -194,7 +166,7 @@ def build_network(
     impl = registry.get(backend)
     loaded = None
     if weights is not None:
-        from .port import check_state, read_torch_checkpoint
+        from .runtime.port import check_state, read_torch_checkpoint
 
         loaded = check_state(read_torch_checkpoint(Path(weights)), network, Path(weights))
     return impl.build(network, device=device, weights=loaded, fuse=fuse)
@@ -206,9 +178,9 @@ def _features_network(
     """The spec's network with a features head taking ``out_indices`` (every map if None)."""
     from pydantic import ValidationError
 
-    from .loader import load_spec_with_positions
-    from .resolve import resolve
-    from .spec import FeaturesHead, NoStem, Spec
+    from .compiler.resolve import resolve
+    from .language.loader import load_spec_with_positions
+    from .language.spec import FeaturesHead, NoStem, Spec
 
     if isinstance(spec_or_path, Spec):
         spec, positions = spec_or_path, None
@@ -231,7 +203,7 @@ def _as_list(overrides: Overrides) -> list[str | Override]:
     if not overrides:
         return []
     if isinstance(overrides, Mapping):
-        from .loader import Override
+        from .language.loader import Override
 
         return [Override.item(k, v) for k, v in overrides.items()]
     return list(overrides)

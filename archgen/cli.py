@@ -26,8 +26,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from . import __version__, catalog, compile_spec
+from .compiler.pipeline import compile_spec
 from .errors import MissingFramework, OptionError, Problem, RunError, SpecError, printable
+from .language import catalog
+from .version import __version__
 
 # A command imports the modules it needs where it runs, so that every start (validate's above all, and
 # --help) pays only for those of the command given: rich where a command prints a table, the backends'
@@ -219,7 +221,7 @@ def _emitters() -> list[str]:
 
 
 def _export_formats() -> list[str]:
-    from .export import FORMATS
+    from .runtime.export import FORMATS
 
     return list(FORMATS)
 
@@ -261,12 +263,13 @@ def _import_language() -> None:
     sys.argv, as the ``archgen`` script does), what they made is then frozen (``gc.freeze``: left out
     of every later collection, the one at exit included), which a program that calls ``main(args)``
     in its own process is spared."""
-    if "archgen.resolve" in sys.modules:
+    if "archgen.compiler.resolve" in sys.modules:
         return
     enabled = gc.isenabled()
     gc.disable()
     try:
-        from . import loader, resolve  # noqa: F401
+        from .compiler import resolve  # noqa: F401
+        from .language import loader  # noqa: F401
     finally:
         if enabled:
             if _as_program:
@@ -427,7 +430,7 @@ def _problem_json(problem: Problem) -> dict[str, Any]:
 )
 def summary(spec: Path, overrides: tuple[str, ...], input_size: int | None, as_json: bool, layers: bool) -> None:
     """Print the per-section table of SPEC (shapes, params, FLOPs) from the IR alone; --layers: every layer."""
-    from .summary import layers_json, layers_report, network_table
+    from .tools.summary import layers_json, layers_report, network_table
 
     network = _compile(spec, overrides, input_size)
     if as_json:
@@ -480,7 +483,7 @@ def graph_command(spec: Path, output: Path, detail: str, overrides: tuple[str, .
     archgen graph resnet50d -o resnet50d.dot --input-size 160
     """
     from . import atomic
-    from . import graph as graphing
+    from .tools import graph as graphing
 
     problem = graphing.path_problem(output)
     if problem:
@@ -537,15 +540,16 @@ def build(
     trainable-parameter and normalisation-statistics counts must equal the
     IR's; a mismatch exits 1.
     """
-    from .checks import check_build
-    from .summary import network_table, shape_text
+    from .ir import shape_text
+    from .runtime.checks import check_build
+    from .tools.summary import network_table
 
     network = _compile(spec, overrides, input_size)
     _, report = check_build(network, backend, device, weights=weights, fuse=fuse)
     folded = None
     if fuse:
-        from .compare import compare_fused
-        from .port import check_state, read_torch_checkpoint
+        from .runtime.compare import compare_fused
+        from .runtime.port import check_state, read_torch_checkpoint
 
         given = check_state(read_torch_checkpoint(weights), network, weights) if weights else None
         folded = compare_fused(network, weights=given, device=device)
@@ -624,8 +628,8 @@ def compare(
     archgen compare specs/resnetrs152.yaml --dtype float64 --weights rs152.safetensors
     """
     from . import registry
-    from .compare import compare as run_compare
-    from .port import check_state, read_torch_checkpoint
+    from .runtime.compare import compare as run_compare
+    from .runtime.port import check_state, read_torch_checkpoint
 
     network = _compile(spec, overrides, input_size)
     for name in ("torch", other):
@@ -683,7 +687,7 @@ def port(checkpoint: Path, spec: Path, target: str, output: Path, verify: bool, 
     from rich.progress import track
 
     from . import atomic, registry
-    from . import port as porting
+    from .runtime import port as porting
 
     problem = porting.path_problem(checkpoint, output, target)
     if problem:
@@ -777,9 +781,9 @@ def export_command(
     archgen export resnet50d --format torchscript --fuse --weights resnet50d.pth -o resnet50d_fused.pt
     """
     from . import atomic
-    from . import export as exporting
-    from .port import check_state, read_torch_checkpoint
-    from .summary import shape_text
+    from .ir import shape_text
+    from .runtime import export as exporting
+    from .runtime.port import check_state, read_torch_checkpoint
 
     problem = exporting.path_problem(output, fmt, weights)
     if problem:
@@ -894,7 +898,7 @@ def bench_command(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from . import bench as benching
+    from .runtime import bench as benching
 
     options = benching.BenchOptions(
         backend=backend,
@@ -971,7 +975,8 @@ def list_specs(spec_dir: Path | None, as_json: bool) -> None:
         return
     from rich.table import Table
 
-    from .summary import flops_text, shape_text
+    from .ir import shape_text
+    from .tools.summary import flops_text
 
     title = "specs shipped with archgen" if spec_dir is None else f"specs in {spec_dir}"
     table = Table(title=_escape(printable(title)), title_justify="left")
@@ -1070,7 +1075,7 @@ def emit(
     invalid spec leaves any existing file untouched.
     """
     from . import atomic, registry
-    from . import emit as emitter
+    from .codegen import emit as emitter
 
     if all_specs == (spec is not None):
         raise click.UsageError("give either SPEC or --all")
@@ -1120,7 +1125,7 @@ def emit(
 def schema(output: Path | None, check: bool) -> None:
     """Print the JSON Schema of the spec language (or write it, only when it changed)."""
     from . import atomic
-    from .schema import schema_text
+    from .language.schema import schema_text
 
     text = schema_text()
     if output is None:
@@ -1154,8 +1159,8 @@ def diff_command(spec_a: Path, spec_b: Path, input_size: int | None, as_json: bo
     archgen diff resnet50 resnet50d
     archgen diff specs/resnet50.yaml my_variant.yaml --input-size 128 --json
     """
-    from . import diff as differ
-    from .summary import flops_text
+    from .tools import diff as differ
+    from .tools.summary import flops_text
 
     networks, problems = [], []
     for path in (spec_a, spec_b):
@@ -1213,8 +1218,8 @@ def new_command(name: str, base: Path, overrides: tuple[str, ...], output: Path 
     archgen new r50d_se --from resnet50d --set 'block.se={ratio: 0.0625}' --set head.classes=10
     archgen new r101_deep3 --from resnet101 --set stages.2.depth=36 -o experiments/r101_deep3.yaml
     """
-    from . import new as authoring
-    from .summary import flops_text
+    from .tools import new as authoring
+    from .tools.summary import flops_text
 
     planned = authoring.plan(name, base, overrides, output if output is not None else Path(f"{name}.yaml"))
     authoring.write(planned)

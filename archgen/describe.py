@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import assert_never
 
-from .activations import ACTIVATIONS
 from .ir import (
     Act,
     AnyLayer,
@@ -28,6 +27,7 @@ from .ir import (
     StemConvs,
     StemPool,
 )
+from .language.activations import ACTIVATIONS
 
 
 def rate_text(rate: float) -> str:

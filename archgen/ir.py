@@ -27,6 +27,13 @@ from functools import cached_property
 from typing import Any, ClassVar, Literal, TypeVar
 
 Shape = tuple[int, ...]
+
+
+def shape_text(shape: Shape) -> str:
+    """A shape as people write it: 56x56x256."""
+    return "x".join(str(d) for d in shape)
+
+
 BlockKind = Literal["basic", "bottleneck", "plain"]
 ShortcutKind = Literal["conv", "avgpool", "maxpool", "identity"]
 
@@ -252,7 +259,7 @@ class BlockDesign:
     attn: AttentionDesign | None = None  # channel attention on the residual branch
     zero_init: str | None = None  # local name of the layer zeroed by init.zero_init_last (bn3, conv3)
     stride_last: bool = False  # the stage's stride sits on its last block rather than its first
-    # The inference form (archgen.fuse): (conv, norm) local names of the unfused design whose norm is
+    # The inference form (archgen.compiler.fuse): (conv, norm) local names of the unfused design whose norm is
     # folded into the conv, which then has a bias; empty for the unfused design.
     folds: tuple[tuple[str, str], ...] = ()
 
@@ -505,7 +512,7 @@ class InitOptions:
 
 @dataclass(frozen=True)
 class Fold:
-    """A norm of the unfused network folded into a conv of the fused one (archgen.fuse)."""
+    """A norm of the unfused network folded into a conv of the fused one (archgen.compiler.fuse)."""
 
     conv: str  # the fused network's conv
     source_conv: str  # the same conv in the unfused network (its name differs where a norm left an nn.Sequential)
@@ -530,7 +537,7 @@ class Network:
     # those maps as a list. None: one output (the classifier's, or the last feature map).
     out_indices: tuple[int, ...] | None = None
     output_stride: int | None = None  # the spec's (stages past it dilate); None: the network's own strides
-    fused: bool = False  # the inference form: norms folded into convs (archgen.fuse)
+    fused: bool = False  # the inference form: norms folded into convs (archgen.compiler.fuse)
     folds: tuple[Fold, ...] = ()  # fused: where each folded norm went
     renames: tuple[tuple[str, str], ...] = ()  # fused: (unfused, fused) names of weighted layers that moved
     # The stem's map where timm takes it, then every stage's: recorded by the resolver as it builds them.

@@ -2,7 +2,7 @@
 
     python benchmarks/equivalence.py            # all specs, about 15 minutes on 2 cores
 
-For each spec, `archgen.compare.compare` (what `archgen compare` and tests/test_keras.py
+For each spec, `archgen.runtime.compare.compare` (what `archgen compare` and tests/test_keras.py
 run): random weights (norm statistics calibrated) in the PyTorch model, moved into the
 Keras model with archgen.transfer_weights, both run on the same random 40 px batch in
 eval mode; at every boundary (stem, each stage, head) the figure is max |torch - keras|

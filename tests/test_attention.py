@@ -21,10 +21,10 @@ from helpers import invoke, spec_path
 from timm.layers import EcaModule
 
 import archgen
-from archgen.diff import diff
-from archgen.graph import graph_dot
 from archgen.ir import EcaDesign
-from archgen.summary import layer_rows
+from archgen.tools.diff import diff
+from archgen.tools.graph import graph_dot
+from archgen.tools.summary import layer_rows
 
 pytestmark = [pytest.mark.torch, pytest.mark.keras]
 

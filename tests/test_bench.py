@@ -19,8 +19,8 @@ import pytest
 from helpers import EXPENSIVE, hide_modules, invoke, run_archgen, spec_path
 
 import archgen
-from archgen import bench
-from archgen.bench import BenchOptions, RssMeter, percentile
+from archgen.runtime import bench
+from archgen.runtime.bench import BenchOptions, RssMeter, percentile
 
 pytestmark = [pytest.mark.torch, pytest.mark.keras]
 
@@ -126,7 +126,7 @@ def test_torch_channels_last_and_bf16_json(tiny: Path) -> None:
 
 
 def test_torch_fused_json(tiny: Path) -> None:
-    from archgen.fuse import fuse
+    from archgen.compiler.fuse import fuse
 
     network = archgen.compile_spec(tiny)[1]
     data = run_json([tiny, "--fuse", *SMALL])

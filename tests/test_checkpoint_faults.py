@@ -34,7 +34,7 @@ from safetensors.torch import save_file
 
 import archgen
 from archgen import registry
-from archgen.port import read_torch_checkpoint
+from archgen.runtime.port import read_torch_checkpoint
 
 pytestmark = [pytest.mark.torch]
 
@@ -262,7 +262,7 @@ def test_safetensors_are_read_without_torch_or_safetensors(tmp_path: Path, state
     save_file({k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in state.items()}, ckpt)
     hidden = hide_modules(tmp_path / "hidden", ["torch", "safetensors"])
     script = (
-        "import sys; from pathlib import Path; from archgen.port import read_torch_checkpoint; "
+        "import sys; from pathlib import Path; from archgen.runtime.port import read_torch_checkpoint; "
         f"s = read_torch_checkpoint(Path({str(ckpt)!r})); "
         "assert 'torch' not in sys.modules and 'safetensors' not in sys.modules, sorted(sys.modules); "
         "print(len(s), s['fc.weight'].dtype, s['bn1.num_batches_tracked'].dtype)"
@@ -352,7 +352,7 @@ def test_keras_weights_of_every_float_dtype_read_as_the_pth_does(
 @pytest.fixture(scope="module")
 def keras_weights(tmp_path_factory: pytest.TempPathFactory, state: dict[str, torch.Tensor]) -> Path:
     """The random resnet18 as the spec's Keras model saves it (written by Keras itself, not by archgen)."""
-    from archgen.port import check_state
+    from archgen.runtime.port import check_state
 
     folder = tmp_path_factory.mktemp("keras")
     pth, out = folder / "r18.pth", folder / "r18.weights.h5"
@@ -479,7 +479,7 @@ def test_a_hostile_keras_file_is_refused_before_keras_reads_it(
 ) -> None:
     import h5py
 
-    from archgen.port import check_keras_file
+    from archgen.runtime.port import check_keras_file
 
     ckpt = tmp_path / "hostile.weights.h5"
     shutil.copyfile(keras_weights, ckpt)

@@ -148,7 +148,7 @@ def test_list_prints_problems_as_text_under_the_table(tmp_path: Path) -> None:
 
 
 def test_small_flops_keep_their_unit() -> None:
-    from archgen.summary import flops_text
+    from archgen.tools.summary import flops_text
 
     assert [flops_text(n) for n in (4_089_184_256, 12_845_056, 640_000, 640)] == ["4.089 G", "12.85 M", "640 K", "640"]
     out = invoke(["summary", spec_path("resnet18"), "--input-size", "32"]).output
@@ -169,7 +169,7 @@ def test_readme_compare_models_example_runs() -> None:
     from archgen.backends.keras import BACKEND as KERAS
 
     import archgen
-    from archgen.compare import compare_models
+    from archgen.runtime.compare import compare_models
 
     _, network = archgen.compile_spec(spec_path("resnet18"), input_size=32)
     torch_model = archgen.build(spec_path("resnet18"), input_size=32)

@@ -27,9 +27,9 @@ from click.testing import CliRunner, Result
 from helpers import DEEPENED, SPEC_DIR, invoke, spec_path
 
 import archgen
-from archgen import catalog
 from archgen.cli import main
-from archgen.diff import diff
+from archgen.language import catalog
+from archgen.tools.diff import diff
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 UPDATE = os.environ.get("ARCHGEN_UPDATE_SNAPSHOTS") == "1"

@@ -16,7 +16,7 @@ from archgen.backends.torch.randomize import randomize_
 from helpers import ROOT, SPEC_NAMES, invoke, spec_path
 
 import archgen
-from archgen.emit import emit
+from archgen.codegen.emit import emit
 
 pytestmark = [pytest.mark.torch, pytest.mark.keras, pytest.mark.slow]
 

@@ -19,8 +19,8 @@ from helpers import hide_modules, random_resnet18_checkpoint, run_archgen
 from helpers import invoke as run_cli
 
 import archgen
-from archgen import export as exporting
 from archgen import registry
+from archgen.runtime import export as exporting
 
 pytestmark = pytest.mark.torch
 

@@ -121,7 +121,7 @@ def test_a_saved_model_that_disagrees_is_not_written(
 ) -> None:
     """The check refuses (here every difference, the tolerance below zero): exit 1, the SavedModel
     already there is left as it was, and nothing of the new one remains."""
-    from archgen import export as exporting
+    from archgen.runtime import export as exporting
 
     _, ckpt = reference
     out = tmp_path / "kept"

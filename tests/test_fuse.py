@@ -25,12 +25,12 @@ from hypothesis import HealthCheck, given, reject, settings
 from spec_strategies import DrawnSpec, valid_specs
 
 import archgen
-from archgen.compare import compare_fused
+from archgen.compiler.fuse import fuse
 from archgen.errors import SpecError
-from archgen.fuse import fuse
 from archgen.ir import Norm
-from archgen.port import check_state, read_torch_checkpoint
 from archgen.registry import get as backend
+from archgen.runtime.compare import compare_fused
+from archgen.runtime.port import check_state, read_torch_checkpoint
 
 SIZE = 32
 TORCH = backend("torch")

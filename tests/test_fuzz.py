@@ -34,7 +34,7 @@ from spec_strategies import DrawnSpec, Mutant, mutants, valid_specs
 import archgen
 from archgen import SpecError
 from archgen.cli import main
-from archgen.emit import emit, render
+from archgen.codegen.emit import emit, render
 from archgen.ir import Conv, Network
 
 pytestmark = [pytest.mark.torch, pytest.mark.keras, pytest.mark.fuzz, pytest.mark.slow]

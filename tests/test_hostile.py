@@ -31,7 +31,7 @@ import yaml
 from helpers import ROOT, invoke
 
 import archgen
-from archgen import yamlsource
+from archgen.language import yamlsource
 
 HOSTILE = ROOT / "tests" / "hostile"
 MANIFEST: list[dict[str, Any]] = yaml.safe_load((HOSTILE / "expected.yaml").read_text(encoding="utf-8"))["cases"]

@@ -15,7 +15,7 @@ from archgen.backends.torch import BACKEND as TORCH
 from helpers import FUNCTION_SPECS, ROOT, SPEC_NAMES, spec_path
 
 import archgen
-from archgen.compare import Comparison, compare, compare_models
+from archgen.runtime.compare import Comparison, compare, compare_models
 
 pytestmark = [pytest.mark.torch, pytest.mark.keras, pytest.mark.slow]
 

@@ -103,14 +103,14 @@ def _emitted(spec: str) -> Any:
 
 
 def _comparisons(network: Any, build_keras: Callable[[], Any], dtype: str) -> dict[str, Any]:
-    """As ``archgen.compare.compare``: random PyTorch weights drawn in float32 (and, for float64, the same
+    """As ``archgen.runtime.compare.compare``: random PyTorch weights drawn in float32 (and, for float64, the same
     numbers in a float64 model), moved by layer name into the Keras model ``build_keras()`` makes under
     ``dtype``, both run on one random batch and compared at every boundary."""
     import numpy as np
     from archgen.backends.keras import BACKEND as KERAS
     from archgen.backends.torch import BACKEND as TORCH
 
-    from archgen.compare import compare_models
+    from archgen.runtime.compare import compare_models
 
     tmodel = TORCH.build(network)
     TORCH.randomize(tmodel, network, seed=0, gamma=GAMMA)
@@ -142,7 +142,7 @@ def worker() -> None:
     from archgen.backends.keras import BACKEND as KERAS
 
     import archgen
-    from archgen.compare import compare
+    from archgen.runtime.compare import compare
 
     results: list[dict[str, Any]] = []
     runs = [(case, "live", spec, overrides) for case, (spec, overrides) in CASES.items()]

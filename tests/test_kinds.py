@@ -20,8 +20,8 @@ from archgen.backends.keras import emit as keras_emit
 from archgen.backends.torch import emit as torch_emit
 
 import archgen
-from archgen import describe, graph, port, summary
-from archgen.diff import diff
+from archgen import describe
+from archgen.compiler.resolve import stride_of
 from archgen.ir import (
     Act,
     AnyLayer,
@@ -36,7 +36,9 @@ from archgen.ir import (
     Network,
     Norm,
 )
-from archgen.resolve import stride_of
+from archgen.runtime import port
+from archgen.tools import graph, summary
+from archgen.tools.diff import diff
 
 SAMPLES: dict[type, AnyLayer] = {
     Conv: Conv(

@@ -10,8 +10,9 @@ import pytest
 from helpers import invoke, spec_path
 
 import archgen
-from archgen import SpecError, catalog, load_spec, yamlsource
-from archgen.diff import diff
+from archgen import SpecError, load_spec
+from archgen.language import catalog, yamlsource
+from archgen.tools.diff import diff
 
 
 def write(folder: Path, name: str, text: str) -> Path:

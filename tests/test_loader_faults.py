@@ -15,9 +15,10 @@ import pytest
 from helpers import invoke, run_archgen, spec_path
 
 import archgen
-from archgen import SpecError, catalog, load_spec, loader, yamlsource
+from archgen import SpecError, load_spec
+from archgen.compiler.resolve import MAX_ACTIVATIONS
 from archgen.errors import RunError
-from archgen.resolve import MAX_ACTIVATIONS
+from archgen.language import catalog, loader, yamlsource
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -459,7 +460,8 @@ def test_the_trace_batch_of_each_backend_is_guarded(backend: str, monkeypatch: p
 
 
 def test_compare_guards_what_it_allocates(monkeypatch: pytest.MonkeyPatch) -> None:
-    from archgen import compare, registry
+    from archgen import registry
+    from archgen.runtime import compare
 
     network = archgen.compile_spec(spec_path("resnet18"), ["head.classes=10"], 32)[1]
     torch_backend = registry.get("torch")

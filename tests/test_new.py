@@ -18,8 +18,8 @@ from helpers import ROOT, SPEC_DIR, invoke
 
 import archgen
 from archgen.cli import main
-from archgen.new import extends_ref, schema_ref
-from archgen.resolve import spec_digest
+from archgen.compiler.resolve import spec_digest
+from archgen.tools.new import extends_ref, schema_ref
 
 PARENTS = {
     # seresnet50 with an SE that is not the default one: an override that replaces the SE mapping
@@ -227,13 +227,13 @@ def test_an_existing_file_is_never_replaced(folder: Path) -> None:
 
 
 def test_a_file_that_fails_its_check_is_not_written(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import archgen.new
+    import archgen.tools.new
 
-    def refuse(planned: archgen.new.NewSpec, written: Path) -> archgen.Network:
+    def refuse(planned: archgen.tools.new.NewSpec, written: Path) -> archgen.Network:
         assert written.is_file() and written.read_text() == planned.text  # checked beside its final name
         raise archgen.SpecError(archgen.Problem(str(planned.path), None, None, "", "refused by the test"))
 
-    monkeypatch.setattr(archgen.new, "check_written", refuse)
+    monkeypatch.setattr(archgen.tools.new, "check_written", refuse)
     before = files(folder)
     assert new("r", "--from", "resnet18", code=2).stderr == "error: r.yaml: refused by the test\n"
     assert files(folder) == before

@@ -25,9 +25,10 @@ import pytest
 from helpers import ROOT, invoke, spec_path
 
 import archgen
-from archgen import SpecError, catalog
+from archgen import SpecError
+from archgen.compiler.resolve import Rules, avg_pool, conv, max_pool, pooled_size
 from archgen.ir import AvgPool, MaxPool, Network
-from archgen.resolve import Rules, avg_pool, conv, max_pool, pooled_size
+from archgen.language import catalog
 
 
 def write(folder: Path, name: str, text: str) -> Path:

@@ -134,7 +134,7 @@ def test_a_mismatching_checkpoint_is_named_and_nothing_written(
     assert out.read_bytes() == b"an earlier port"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.pth", "out.weights.h5"]
     with pytest.raises(archgen.CheckpointError) as info:  # the API's error carries the same
-        from archgen.port import check_state, read_torch_checkpoint
+        from archgen.runtime.port import check_state, read_torch_checkpoint
 
         _, network = archgen.compile_spec(spec_path("resnet18"))
         check_state(read_torch_checkpoint(ckpt), network, ckpt)
@@ -217,7 +217,7 @@ def test_compare_exits_1_beyond_the_tolerance() -> None:
 
 def test_port_reports_progress_over_every_layer(tmp_path: Path, resnet18) -> None:
     """The CLI shows a progress bar through this hook; it must cover every weighted layer once."""
-    from archgen.port import keras_to_torch, torch_to_keras
+    from archgen.runtime.port import keras_to_torch, torch_to_keras
 
     _, network = archgen.compile_spec(spec_path("resnet18"))
     weighted = [x.name for x in network.layers() if x.params or x.stats]

@@ -289,7 +289,7 @@ def _prose(doc: Path) -> str:
 
 def _anchors(doc: Path) -> set[str]:
     """The fragments GitHub gives a document's headings."""
-    from archgen.specdoc import anchor
+    from archgen.language.specdoc import anchor
 
     return {anchor(h) for h in re.findall(r"^#+ (.+)$", _prose(doc), re.M)}
 

@@ -36,7 +36,7 @@ def test_each_export_format_has_the_backend_that_declares_it() -> None:
         "saved_model": "keras",
         "litert": "keras",
     }
-    from archgen.export import FORMATS
+    from archgen.runtime.export import FORMATS
 
     assert set(FORMATS) == set(registry.exporters())  # every format has its file rules
 

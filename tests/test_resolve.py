@@ -11,6 +11,7 @@ import pytest
 from helpers import SPEC_FILES, spec_path
 
 import archgen
+from archgen.compiler.resolve import drop_rates, make_divisible, pooled_size, round_down
 from archgen.ir import (
     Act,
     AvgPool,
@@ -30,7 +31,6 @@ from archgen.ir import (
     SEDesign,
     ShortcutDesign,
 )
-from archgen.resolve import drop_rates, make_divisible, pooled_size, round_down
 
 
 def network(name: str, overrides: object = None, input_size: int | None = None) -> Network:

@@ -17,7 +17,7 @@ import torch
 from helpers import ROOT, hide_modules, invoke, run_archgen
 
 import archgen
-from archgen import catalog
+from archgen.language import catalog
 
 pytestmark = [pytest.mark.torch, pytest.mark.keras]
 
@@ -107,7 +107,7 @@ def test_the_torch_extra_brings_numpy() -> None:
 
 
 def test_check_build_is_the_library_side_of_build() -> None:
-    from archgen.checks import check_build
+    from archgen.runtime.checks import check_build
 
     _, network = archgen.compile_spec("resnet18", input_size=32)
     model, report = check_build(network, "torch")
@@ -230,7 +230,7 @@ def test_the_wheel_carries_the_shipped_specs_and_the_backends_inside_archgen(tmp
     names = set(zipfile.ZipFile(wheel).namelist())
     for spec in sorted((ROOT / "specs").glob("*.yaml")):
         assert f"archgen/specs/{spec.name}" in names
-    assert "archgen/templates/common.py.j2" in names
+    assert "archgen/codegen/templates/common.py.j2" in names
     for backend in ("torch", "keras"):
         assert f"archgen/backends/{backend}/templates/model.py.j2" in names
     assert {name.split("/")[0] for name in names if not name.startswith("archgen-")} == {"archgen"}

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from helpers import ROOT, SPEC_FILES
 
-from archgen.schema import schema_text
+from archgen.language.schema import schema_text
 
 SCHEMA_FILE = ROOT / "schema" / "archgen-spec.schema.json"
 

@@ -1,7 +1,7 @@
-"""docs/spec-language.md is generated from the spec models (archgen/specdoc.py), and current.
+"""docs/spec-language.md is generated from the spec models (archgen/language/specdoc.py), and current.
 
 As for generated/ and the JSON Schema, CI fails while the committed file differs from what
-`python -m archgen.specdoc` writes now. The generator is held to its promises: every model and
+`python -m archgen.language.specdoc` writes now. The generator is held to its promises: every model and
 every field of the language is documented, with the description and examples of its Field; the
 text is the same in every process; each example, as the document writes it, reads back through
 archgen's own YAML reader as the value it stands for; and it imports no framework.
@@ -16,17 +16,17 @@ from pathlib import Path
 
 from helpers import ROOT, hide_modules
 
-from archgen import spec as language
-from archgen import specdoc
-from archgen.schema import json_schema
-from archgen.yamlsource import parse_yaml
+from archgen.language import spec as language
+from archgen.language import specdoc
+from archgen.language.schema import json_schema
+from archgen.language.yamlsource import parse_yaml
 
 DOC = ROOT / "docs" / "spec-language.md"
 
 
 def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "archgen.specdoc", *args],
+        [sys.executable, "-m", "archgen.language.specdoc", *args],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
         capture_output=True,
@@ -37,14 +37,14 @@ def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 
 def test_the_committed_document_is_current() -> None:
     assert specdoc.DOC == DOC
-    assert DOC.read_text(encoding="utf-8") == specdoc.render(), "stale: run python -m archgen.specdoc"
+    assert DOC.read_text(encoding="utf-8") == specdoc.render(), "stale: run python -m archgen.language.specdoc"
 
 
 def test_check_exits_1_on_a_stale_file_and_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "spec-language.md"
     out.write_text("old\n", encoding="utf-8")
     result = _run("--check", "-o", str(out))
-    assert result.returncode == 1 and "is stale: run 'python -m archgen.specdoc'" in result.stderr
+    assert result.returncode == 1 and "is stale: run 'python -m archgen.language.specdoc'" in result.stderr
     assert out.read_text(encoding="utf-8") == "old\n"
     assert _run("--check", "-o", str(tmp_path / "missing.md")).returncode == 1
     assert _run("-o", str(out)).returncode == 0

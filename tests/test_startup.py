@@ -19,14 +19,10 @@ NOT_FOR_VALIDATE = (
     "rich",
     "jinja2",
     "archgen.backends",
-    "archgen.emit",
-    "archgen.export",
-    "archgen.port",
-    "archgen.summary",
-    "archgen.graph",
-    "archgen.compare",
-    "archgen.bench",
-    "archgen.transfer",
+    "archgen.codegen",
+    "archgen.runtime",
+    "archgen.tools",
+    "archgen.describe",
     "archgen.registry",
     "archgen.atomic",
 )
@@ -69,7 +65,7 @@ def test_validate_imports_only_what_it_uses() -> None:
     result = fresh(VALIDATE)
     for name in NOT_FOR_VALIDATE:
         assert not loaded(result["modules"], name), name
-    assert loaded(result["modules"], "archgen.spec") and loaded(result["modules"], "archgen.ir")
+    assert loaded(result["modules"], "archgen.language.spec") and loaded(result["modules"], "archgen.ir")
 
 
 def test_validate_leaves_the_process_as_it_found_it() -> None:
@@ -125,23 +121,23 @@ def test_import_archgen_and_help_load_no_language() -> None:
         "print(json.dumps({'modules': sorted(sys.modules)}))\n"
     )
     modules = fresh(code)["modules"]
-    for name in ("pydantic", "yaml", "archgen.spec", "archgen.ir", "archgen.loader", *NOT_FOR_VALIDATE):
+    for name in ("pydantic", "yaml", "archgen.language.spec", "archgen.language.loader", "archgen.ir", *NOT_FOR_VALIDATE):
         assert not loaded(modules, name), name
 
 
 def test_the_package_names_are_the_same_when_imported_lazily() -> None:
     code = (
         "import json, archgen\n"
-        "import archgen.resolve as module\n"  # the submodule's import does not replace the function
+        "import archgen.compiler.resolve as module\n"
         "from archgen import *\n"
-        "from archgen.resolve import resolve as function\n"
-        "from archgen.loader import Override, load_spec_with_positions\n"
-        "from archgen.spec import Spec as S\n"
+        "from archgen.compiler.resolve import resolve as function\n"
+        "from archgen.language.loader import Override, load_spec_with_positions\n"
+        "from archgen.language.spec import Spec as S\n"
         "print(json.dumps({\n"
-        "    'resolve': archgen.resolve is function and module is function,\n"
+        "    'resolve': archgen.resolve is function and module.resolve is function,\n"
         "    'star': resolve is function and Spec is S and callable(load_spec) and callable(transfer_weights),\n"
         "    'extra': archgen.Override is Override and archgen.load_spec_with_positions is load_spec_with_positions,\n"
-        "    'submodules': [archgen.spec.__name__, archgen.ir.__name__, archgen.registry.__name__],\n"
+        "    'submodules': [m.__name__ for m in (archgen.spec, archgen.ir, archgen.registry, archgen.tools)],\n"
         "    'dir': all(n in dir(archgen) for n in archgen.__all__),\n"
         "    'missing': not hasattr(archgen, 'no_such_name'),\n"
         "}))\n"
@@ -151,7 +147,7 @@ def test_the_package_names_are_the_same_when_imported_lazily() -> None:
         "resolve": True,
         "star": True,
         "extra": True,
-        "submodules": ["archgen.spec", "archgen.ir", "archgen.registry"],
+        "submodules": ["archgen.language.spec", "archgen.ir", "archgen.registry", "archgen.tools"],
         "dir": True,
         "missing": True,
     }

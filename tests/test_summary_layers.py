@@ -17,7 +17,7 @@ import pytest
 from helpers import ROOT, SPEC_FILES, invoke, spec_path
 
 import archgen
-from archgen.summary import LayerRow, layer_rows, layer_totals, layers_json
+from archgen.tools.summary import LayerRow, layer_rows, layer_totals, layers_json
 
 pytestmark = pytest.mark.torch
 

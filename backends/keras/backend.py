@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, assert_never
 
 from archgen import live
-from archgen.emit import render, render_template
+from archgen.codegen.emit import render, render_template
 from archgen.errors import MissingFramework, OptionError, RunError, memory_guard
 from archgen.ir import (
     Act,
@@ -151,7 +151,7 @@ class KerasBackend:
         return scope
 
     fuses = False  # no inference form: build(..., fuse=True) is an OptionError
-    randomizes = False  # weights are drawn in torch and moved (archgen.compare)
+    randomizes = False  # weights are drawn in torch and moved (archgen.runtime.compare)
 
     def build(
         self,
@@ -211,7 +211,7 @@ class KerasBackend:
 
     def randomize(self, model: Any, network: Network, seed: int = 0, gamma: tuple[float, float] = (0.5, 1.5)) -> None:
         raise NotImplementedError(
-            "the keras backend draws no random weights: draw them in torch and move them (archgen.compare)"
+            "the keras backend draws no random weights: draw them in torch and move them (archgen.runtime.compare)"
         )
 
     def counts(self, model: Any) -> tuple[int, int]:

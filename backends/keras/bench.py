@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from archgen.bench import BenchOptions, RssMeter, Runner, cpu_name, softmax_output
 from archgen.ir import Network
+from archgen.runtime.bench import BenchOptions, RssMeter, Runner, cpu_name, softmax_output
 
 from .backend import BACKEND
 

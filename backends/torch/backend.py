@@ -14,10 +14,10 @@ import torch
 from torch import nn
 
 from archgen import live
-from archgen.emit import render
+from archgen.codegen.emit import render
 from archgen.errors import MissingFramework, OptionError, RunError, memory_guard
 from archgen.ir import Network, Shape
-from archgen.port import Weights
+from archgen.runtime.port import Weights
 
 
 def check_device(device: str | None) -> torch.device | None:
@@ -113,7 +113,7 @@ class TorchBackend:
         return model
 
     def _fused(self, network: Network, weights: Weights | None, dtype: str | None) -> nn.Module:
-        from archgen.fuse import fuse
+        from archgen.compiler.fuse import fuse
 
         fused = fuse(network)
         module = self.module(fused)
@@ -228,7 +228,7 @@ def state_dict(weights: Weights, network: Network) -> dict[str, torch.Tensor]:
     are float32 already, with the norms' step counters."""
     import numpy as np
 
-    from archgen.port import flatten
+    from archgen.runtime.port import flatten
 
     out = {}
     for key, value in flatten(weights, network).items():

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from archgen.bench import BenchOptions, RssMeter, Runner, cpu_name, softmax_output
 from archgen.ir import Network
+from archgen.runtime.bench import BenchOptions, RssMeter, Runner, cpu_name, softmax_output
 
 from .backend import BACKEND, check_device
 

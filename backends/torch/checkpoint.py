@@ -1,6 +1,6 @@
 """Reading and writing PyTorch state_dict files for ``archgen port`` (values as numpy arrays).
 
-What is read, and what refused, is ``archgen.checkpoint_files``' policy: here torch's tensors become
+What is read, and what refused, is ``archgen.runtime.checkpoint_files``' policy: here torch's tensors become
 numpy arrays where that is faithful, and an ``Unloadable`` naming their kind where it is not, for the
 core to report with the tensor's name.
 """
@@ -13,11 +13,11 @@ from typing import Any
 
 import torch
 
-from archgen.checkpoint_files import Unloadable, check_torch_archive, open_regular, unloadable_dtype
 from archgen.errors import CheckpointError, Problem
+from archgen.runtime.checkpoint_files import Unloadable, check_torch_archive, open_regular, unloadable_dtype
 
 # Levels of dicts whose tensors are converted: the file's top level and one wrapper below it
-# (``{"state_dict": {...}}``), the only places archgen.port looks for the state_dict. Deeper values
+# (``{"state_dict": {...}}``), the only places archgen.runtime.port looks for the state_dict. Deeper values
 # (an optimizer's state) stay as they are, and a deeply nested file costs no recursion.
 _LEVELS = 2
 
@@ -56,7 +56,7 @@ def load_state_dict(path: Path) -> Any:
     """The file's contents with tensors as numpy arrays, unpickled safely (tensors and containers only).
 
     The file must be a regular file, and a zip archive must hold no more than its size declares
-    (``archgen.checkpoint_files.check_torch_archive``), before torch reads it."""
+    (``archgen.runtime.checkpoint_files.check_torch_archive``), before torch reads it."""
     with open_regular(path) as (fh, size):
         check_torch_archive(fh, size, path)
         fh.seek(0)

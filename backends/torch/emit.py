@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import assert_never
 
-from archgen.activations import ACTIVATIONS
 from archgen.ir import Act, AnyLayer, AvgPool, Conv, Dropout, DropPath, GlobalPool, Linear, MaxPool, Norm
+from archgen.language.activations import ACTIVATIONS
 from archgen.registry import Emitter
 
 

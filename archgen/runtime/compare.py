@@ -16,10 +16,9 @@ from typing import Any
 from rich.console import JustifyMethod
 from rich.table import Table
 
-from . import registry
-from .errors import OptionError, memory_guard
-from .ir import Network, Shape
-from .summary import shape_text
+from .. import registry
+from ..errors import OptionError, memory_guard
+from ..ir import Network, Shape, shape_text
 from .transfer import transfer_weights
 
 # Relative tolerances (of max(1, the reference's largest magnitude) at each point): float64 agreement

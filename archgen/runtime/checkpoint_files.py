@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import CheckpointError, MissingFramework, Problem
+from ..errors import CheckpointError, MissingFramework, Problem
 
 MAX_SAFETENSORS_HEADER = 100_000_000  # bytes: the limit safetensors itself reads headers up to
 MAX_KEY_SHOWN = 120  # characters of a key or record name shown in a message

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import registry
-from .atomic import replace_atomic, replace_tree_atomic
-from .errors import MissingFramework, OptionError, memory_guard
-from .ir import Network, Shape
+from .. import registry
+from ..atomic import replace_atomic, replace_tree_atomic
+from ..errors import MissingFramework, OptionError, memory_guard
+from ..ir import Network, Shape
 from .port import TORCH_SUFFIXES
 
 # Format -> the suffixes its file may end with (the first is the usual one). TorchScript files are
@@ -258,7 +258,7 @@ def export(
     agrees with it.
 
     ``weights``: per-layer tensors in PyTorch's layout (``port.check_state`` of a checkpoint); without
-    them every weight is random. ``fuse``: the PyTorch model's inference form (``archgen.fuse``), its
+    them every weight is random. ``fuse``: the PyTorch model's inference form (``archgen.compiler.fuse``), its
     file held to the unfused model's outputs. Raises ExportMismatch (nothing written) if the file disagrees.
     """
     import numpy as np

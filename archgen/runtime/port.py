@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, assert_never
 
-from . import checkpoint_files, registry
-from .atomic import replace_atomic
-from .errors import CheckpointError, Problem
-from .ir import Act, AnyLayer, AvgPool, Conv, Dropout, DropPath, GlobalPool, Linear, MaxPool, Network, Norm
+from .. import registry
+from ..atomic import replace_atomic
+from ..errors import CheckpointError, Problem
+from ..ir import Act, AnyLayer, AvgPool, Conv, Dropout, DropPath, GlobalPool, Linear, MaxPool, Network, Norm
+from . import checkpoint_files
 
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 KERAS_SUFFIX = ".weights.h5"
@@ -102,7 +103,7 @@ def optional_keys(network: Network) -> set[str]:
 def read_torch_checkpoint(path: Path) -> dict[str, Any]:
     """A flat ``{key: numpy array}`` from a state_dict file (wrappers and a ``module.`` prefix removed).
 
-    Only what a float32 model holds faithfully is read (``archgen.checkpoint_files`` says what, and
+    Only what a float32 model holds faithfully is read (``archgen.runtime.checkpoint_files`` says what, and
     why): float16, bfloat16, float32 and float64 weights, the same arrays from ``.pth`` and
     ``.safetensors``; anything else is a CheckpointError naming the tensor and its kind, as is a file
     that is not a regular file or that would claim more memory than it holds."""

@@ -43,10 +43,9 @@ from typing import Any, Protocol
 from rich.markup import escape
 from rich.table import Table
 
-from . import registry
-from .errors import OptionError, memory_guard
-from .ir import Network, Shape, Softmax
-from .summary import shape_text
+from .. import registry
+from ..errors import OptionError, memory_guard
+from ..ir import Network, Shape, Softmax, shape_text
 
 WARMUP = 3  # untimed iterations before the timed ones (torch.compile and XLA compile in the first)
 ITERS = 20

@@ -22,8 +22,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal, assert_never, cast
 
-from .errors import Problem, SpecError, dotted
-from .ir import (
+from ..errors import Problem, SpecError, dotted
+from ..ir import (
     Act,
     AnyLayer,
     Attention,
@@ -64,7 +64,7 @@ from .ir import (
     StochasticDepth,
     part_layers,
 )
-from .spec import (
+from ..language.spec import (
     MAX_INPUT_SIZE,
     AttentionSpec,
     BasicBlock,
@@ -79,7 +79,7 @@ from .spec import (
     SEAttention,
     Spec,
 )
-from .yamlsource import Path_, Pos, Positions
+from ..language.yamlsource import Path_, Pos, Positions
 
 # Refused from the IR's counts, before any framework allocates anything (docs/refused.md).
 # Both are fixed figures, not this machine's memory, so a spec is valid everywhere or nowhere.

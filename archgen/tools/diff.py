@@ -18,8 +18,8 @@ from typing import Any
 
 from rich.table import Table
 
-from .describe import attention_fields, attention_sentence, attention_short, stem_kind, stem_pool
-from .ir import (
+from ..describe import attention_fields, attention_sentence, attention_short, stem_kind, stem_pool
+from ..ir import (
     Act,
     Attention,
     AttentionDesign,
@@ -33,8 +33,9 @@ from .ir import (
     Softmax,
     Stage,
     StemConvs,
+    shape_text,
 )
-from .summary import flops_text, shape_text
+from .summary import flops_text
 
 EVERY_STAGE = "every stage"
 NETWORK = "network"

@@ -23,7 +23,7 @@ from typing import Any, cast
 
 import yaml
 
-from .errors import Problem, SpecError
+from ..errors import Problem, SpecError
 
 MAX_BYTES = 1 << 20
 MAX_DEPTH = 32

@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, assert_never
 
-from . import atomic
-from .describe import attention_detail, attention_stage_line, attention_title, kernel_text, layer_text
-from .errors import MissingFramework, OptionError, RunError
-from .ir import (
+from .. import atomic
+from ..describe import attention_detail, attention_stage_line, attention_title, kernel_text, layer_text
+from ..errors import MissingFramework, OptionError, RunError
+from ..ir import (
     Act,
     AnyLayer,
     Attention,
@@ -58,8 +58,9 @@ from .ir import (
     StemConvs,
     StemPool,
     StochasticDepth,
+    shape_text,
 )
-from .summary import flops_text, shape_text
+from .summary import flops_text
 
 DETAILS = ("stage", "block")  # --detail
 FORMATS = ("svg", "png", "pdf", "dot")  # the output file's suffix names its format

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import registry
-from .ir import Network
-from .summary import shape_text
+from .. import registry
+from ..ir import Network, shape_text
 
 
 @dataclass(frozen=True)
@@ -56,8 +55,8 @@ def check_build(
 ) -> tuple[Any, BuildReport]:
     """Build ``network`` in ``backend``, run one dummy batch, and compare the trainable-parameter and
     norm-statistics counts and the shapes after the stem, every stage and the head with the IR's
-    (with ``fuse``, the fused IR's: ``archgen.fuse``)."""
-    from . import build_network
+    (with ``fuse``, the fused IR's: ``archgen.compiler.fuse``)."""
+    from .. import build_network
 
     impl = registry.get(backend)
     model = build_network(network, backend, device=device, weights=weights, fuse=fuse)

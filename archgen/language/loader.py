@@ -35,9 +35,9 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from ..errors import Problem, SpecError, dotted, printable
 from . import catalog
 from . import spec as spec_models
-from .errors import Problem, SpecError, dotted, printable
 from .merge import merge
 from .spec import Spec, expand_stages
 from .yamlsource import Path_, Pos, Positions, parse_yaml, plain_data, read_yaml, yaml_text

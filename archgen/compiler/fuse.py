@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .ir import AnyLayer, Block, BlockDesign, Conv, Fold, Network, Norm, Shortcut, ShortcutDesign, StemPart
+from ..ir import AnyLayer, Block, BlockDesign, Conv, Fold, Network, Norm, Shortcut, ShortcutDesign, StemPart
 
 
 def design_folds(design: BlockDesign) -> tuple[tuple[str, str], ...]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import registry
+from .. import registry
 
 
 def spec_differences(a: Any, b: Any, path: str = "", limit: int = 8) -> list[str]:

@@ -36,12 +36,12 @@ MARKERS = (MARKER, ".git", "pyproject.toml")
 @cache
 def shipped_dir() -> Path:
     """The folder of the shipped specs (package data, or the checkout's ``specs/``)."""
-    here = Path(__file__).resolve().parent
-    installed = here / "specs"
+    package = Path(__file__).resolve().parent.parent  # archgen/, this module is archgen/language/
+    installed = package / "specs"
     if installed.is_dir():
         return installed
-    checkout = here.parent / "specs"
-    if checkout.is_dir() and (here.parent / "pyproject.toml").is_file():
+    checkout = package.parent / "specs"
+    if checkout.is_dir() and (package.parent / "pyproject.toml").is_file():
         return checkout
     raise RuntimeError(f"archgen's shipped specs are missing (looked in {installed} and {checkout}): reinstall archgen")
 

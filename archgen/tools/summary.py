@@ -13,18 +13,14 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, assert_never
 
-from . import describe
-from .ir import AnyLayer, Attention, Block, ConvUnit, Network, PostAct, Shape, Shortcut, StochasticDepth
+from .. import describe
+from ..ir import AnyLayer, Attention, Block, ConvUnit, Network, PostAct, Shape, Shortcut, StochasticDepth, shape_text
 
 if TYPE_CHECKING:  # rich is imported by the functions that make tables: the text helpers serve validate too
     from rich.console import Group
     from rich.table import Table
 
 FLOAT32_BYTES = 4
-
-
-def shape_text(shape: Shape) -> str:
-    return "x".join(str(d) for d in shape)
 
 
 def flops_text(flops: int) -> str:

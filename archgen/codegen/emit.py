@@ -25,10 +25,10 @@ from pathlib import Path
 import jinja2
 import jinja2.bccache
 
-from . import __version__, registry
-from .describe import attention_title
-from .errors import Problem, SpecError
-from .ir import (
+from .. import registry
+from ..describe import attention_title
+from ..errors import Problem, SpecError
+from ..ir import (
     Act,
     Attention,
     AttentionDesign,
@@ -50,6 +50,7 @@ from .ir import (
     ShortcutDesign,
     Softmax,
 )
+from ..version import __version__
 
 BASE_NAMES = {
     ("basic", False): "BasicBlock",
@@ -413,7 +414,7 @@ def _environment(backend: str) -> tuple[jinja2.Environment, str]:
     env = jinja2.Environment(
         # The backend's templates first, then the framework-free pieces they share.
         loader=jinja2.ChoiceLoader(
-            [jinja2.PackageLoader(emitter.package, "templates"), jinja2.PackageLoader("archgen", "templates")]
+            [jinja2.PackageLoader(emitter.package, "templates"), jinja2.PackageLoader("archgen.codegen", "templates")]
         ),
         trim_blocks=True,
         lstrip_blocks=True,
@@ -501,10 +502,10 @@ def emit_files(
     """What ``archgen emit`` writes: every spec for every backend, path -> formatted source (nothing written).
 
     Every spec is compiled before any file is produced, so one invalid spec means no output at all.
-    ``fuse``: the inference form (``archgen.fuse``; PyTorch's templates only).
+    ``fuse``: the inference form (``archgen.compiler.fuse``; PyTorch's templates only).
     """
-    from . import compile_spec
-    from .fuse import fuse as fused
+    from ..compiler.fuse import fuse as fused
+    from ..compiler.pipeline import compile_spec
 
     wanted: dict[Path, str] = {}
     emitted_by: dict[Path, Path] = {}
@@ -525,7 +526,7 @@ def emit_files(
 def _header_source(spec: Path, target: Path) -> str:
     """The spec as an emitted header names it: ``specs/NAME.yaml`` for a shipped spec, else its path
     relative to the emitted file's folder, so that the file is the same from whatever folder it is made."""
-    from . import catalog
+    from ..language import catalog
 
     if catalog.is_shipped(spec) or str(target) == "-":
         return catalog.source_name(spec)
@@ -539,7 +540,7 @@ def stale_files(wanted: dict[Path, str], out_dir: Path | None = None) -> list[tu
     """``("stale" | "missing" | "extra" | "leftover", path)`` of every file that differs from what would be
     emitted; with ``out_dir``, also the ``.py`` files there that nothing emits and the temporaries an
     interrupted archgen left there."""
-    from .atomic import current_bytes, is_temporary
+    from ..atomic import current_bytes, is_temporary
 
     found: list[tuple[str, Path]] = []
     for path, text in wanted.items():

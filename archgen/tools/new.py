@@ -20,14 +20,15 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from . import atomic, catalog, loader
+from .. import atomic
+from ..compiler.resolve import resolve
+from ..errors import OptionError, Problem, SpecError
+from ..ir import Network
+from ..language import catalog, loader
+from ..language.merge import replaces
+from ..language.spec import Identifier
+from ..language.yamlsource import Path_, parse_yaml, reads_back
 from .diff import same_network
-from .errors import OptionError, Problem, SpecError
-from .ir import Network
-from .merge import replaces
-from .resolve import resolve
-from .spec import Identifier
-from .yamlsource import Path_, parse_yaml, reads_back
 
 SCHEMA_FILE = "archgen-spec.schema.json"
 # Set by NAME and --from.
@@ -209,7 +210,7 @@ def check_written(new: NewSpec, written: Path) -> Network:
     parsed, _ = parse_yaml(written.read_text(encoding="utf-8"), str(new.path))
     if parsed != new.data:
         raise SpecError(Problem(str(new.path), None, None, "", "the YAML written does not read back as written"))
-    from . import compile_spec
+    from ..compiler.pipeline import compile_spec
 
     try:
         _, network = compile_spec(written)
