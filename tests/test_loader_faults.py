@@ -18,7 +18,7 @@ import archgen
 from archgen import SpecError, load_spec
 from archgen.compiler.resolve import MAX_ACTIVATIONS
 from archgen.errors import RunError
-from archgen.language import catalog, loader, yamlsource
+from archgen.language import catalog, loader, messages, yamlsource
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -64,7 +64,7 @@ def test_a_hundred_thousand_unknown_keys_are_refused_in_seconds_with_a_capped_re
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     assert result.returncode == 2, result.stderr[-2000:]
     lines = result.stderr.splitlines()
-    assert len(lines) == loader.MAX_PROBLEMS + 1 == 51, lines[-3:]
+    assert len(lines) == messages.MAX_PROBLEMS + 1 == 51, lines[-3:]
     assert lines[0] == f"error: {spec}:3:1: x0: unknown field 'x0'"
     assert lines[49] == f"error: {spec}:52:1: x49: unknown field 'x49'"
     assert lines[50] == f"error: {spec}: ... and 99,950 more problems (the first 50 are listed)"

@@ -121,7 +121,8 @@ def test_import_archgen_and_help_load_no_language() -> None:
         "print(json.dumps({'modules': sorted(sys.modules)}))\n"
     )
     modules = fresh(code)["modules"]
-    for name in ("pydantic", "yaml", "archgen.language.spec", "archgen.language.loader", "archgen.ir", *NOT_FOR_VALIDATE):
+    language = ("archgen.language.spec", "archgen.language.loader", "archgen.ir")
+    for name in ("pydantic", "yaml", *language, *NOT_FOR_VALIDATE):
         assert not loaded(modules, name), name
 
 

@@ -28,6 +28,7 @@ from ..errors import Problem, SpecError
 MAX_BYTES = 1 << 20
 MAX_DEPTH = 32
 
+Data = dict[str, Any]  # spec data as YAML gives it
 Path_ = tuple[str | int, ...]
 
 

@@ -24,9 +24,13 @@ from .. import atomic
 from ..compiler.resolve import resolve
 from ..errors import OptionError, Problem, SpecError
 from ..ir import Network
-from ..language import catalog, loader
+from ..language import catalog
+from ..language.extends import load_data
 from ..language.merge import replaces
+from ..language.messages import validate
+from ..language.overrides import apply_overrides, parse_override
 from ..language.spec import Identifier
+from ..language.tweaks import normalize
 from ..language.yamlsource import Path_, parse_yaml, reads_back
 from .diff import same_network
 
@@ -126,7 +130,7 @@ def override_layer(parent: Any, target: Any, paths: list[Path_]) -> Any:
 
 
 def _path(raw: str) -> Path_:
-    key, _ = loader.parse_override(raw)
+    key, _ = parse_override(raw)
     return tuple(int(p) if p.isascii() and p.isdigit() else p for p in key.split("."))
 
 
@@ -176,7 +180,7 @@ def plan(name: str, base: Path, overrides: list[str] | tuple[str, ...], output: 
     Raises SpecError (a name, an override or the parent is invalid) or OptionError (the output)."""
     check_name(name)
     for raw in overrides:
-        key, _ = loader.parse_override(raw)
+        key, _ = parse_override(raw)
         head = key.split(".")[0]
         if head in _NOT_OVERRIDABLE:
             raise SpecError(Problem(f"--set {raw}", None, None, key, f"not in a new spec: {_NOT_OVERRIDABLE[head]}"))
@@ -186,10 +190,10 @@ def plan(name: str, base: Path, overrides: list[str] | tuple[str, ...], output: 
         raise OptionError(f"expected an output file ending in {catalog.SUFFIX} (as specs are found); received {output}")
     if not output.parent.resolve().is_dir():
         raise OptionError(f"folder '{output.parent}' does not exist")
-    data, positions = loader.load_data(base)  # the parent's merged data, before any override
-    target, target_positions = loader.apply_overrides(data, positions, list(overrides))
-    network = resolve(loader.validate(target, target_positions), target_positions)
-    own = override_layer(loader.normalize(data), loader.normalize(target), [_path(raw) for raw in overrides])
+    data, positions = load_data(base)  # the parent's merged data, before any override
+    target, target_positions = apply_overrides(data, positions, list(overrides))
+    network = resolve(validate(target, target_positions), target_positions)
+    own = override_layer(normalize(data), normalize(target), [_path(raw) for raw in overrides])
     own = {k: v for k, v in own.items() if k not in _NOT_OVERRIDABLE}
     ref = extends_ref(base, output)
     schema, found = schema_ref(output.parent)
