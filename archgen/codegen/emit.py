@@ -217,6 +217,30 @@ class Context:
         return any(s.dilation > 1 for s in self.stages)
 
     @property
+    def model_args(self) -> list[tuple[str, str, str]]:
+        """The model's arguments that the spec decides, as (name, type, default): the names
+        timm's ``create_model`` gives them."""
+        args = []
+        if self.classes:
+            args.append(("num_classes", "int", str(self.classes)))
+        if self.residual:
+            args.append(("drop_path_rate", "float", str(self.drop_path.rate)))
+        return args
+
+    def block_keywords(self, residual: bool) -> list[tuple[str, str]]:
+        """What the stage loop passes a block by keyword (a residual block takes its bottleneck
+        width and drop-path rate too)."""
+        if residual:
+            return [
+                ("in_chs", "chs"),
+                ("mid_chs", "stage.mid_chs"),
+                ("out_chs", "stage.out_chs"),
+                ("stride", "stride"),
+                ("drop_path", "next(rates)"),
+            ]
+        return [("in_chs", "chs"), ("out_chs", "stage.out_chs"), ("stride", "stride")]
+
+    @property
     def columns(self) -> list[str]:
         """Names of the stage table's columns (mid_chs only for residual blocks; the dilations only
         where some stage dilates)."""
@@ -388,6 +412,17 @@ def block_doc(design: BlockDesign) -> str:
     return text[0].upper() + text[1:] + "."
 
 
+def params(args: list[tuple[str, str, str]], first: str | None = None, last: str | None = None) -> str:
+    """A signature's parameters with their types and defaults, between ``first`` and ``last``."""
+    items = [f"{name}: {kind} = {default}" for name, kind, default in args]
+    return ", ".join([*([first] if first else []), *items, *([last] if last else [])])
+
+
+def keywords(args: list[tuple[str, str]] | list[tuple[str, str, str]]) -> str:
+    """A call's keyword arguments: each (name, value), or each parameter of ``params`` passed on."""
+    return ", ".join(f"{arg[0]}={arg[1] if len(arg) == 2 else arg[0]}" for arg in args)
+
+
 def blockdoc(text: str, indent: int = 4, limit: int = 100) -> str:
     """A one-sentence docstring at ``indent``, wrapped so no line passes the emitted files' ``limit``."""
     lines = textwrap.wrap(text, limit - indent - 6)  # room for both quote triples on one line
@@ -422,7 +457,8 @@ def _environment(backend: str) -> tuple[jinja2.Environment, str]:
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # Python source, not HTML; every value is a number or a validated identifier
     )
-    env.filters.update(pystr=pystr, docstring=docstring, blockdoc=blockdoc)  # the same for every backend
+    # The same for every backend
+    env.filters.update(pystr=pystr, docstring=docstring, blockdoc=blockdoc, params=params, keywords=keywords)
     env.filters.update(emitter.filters)
     env.bytecode_cache = _bytecode_cache(env)
     return env, emitter.template

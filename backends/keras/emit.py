@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import assert_never
 
-from archgen.ir import Act, AnyLayer, AvgPool, Conv, Dropout, DropPath, GlobalPool, Linear, MaxPool, Norm
+from archgen.codegen.emit import BlockClass
+from archgen.ir import Act, AnyLayer, AvgPool, Conv, ConvSlot, Dropout, DropPath, GlobalPool, Linear, MaxPool, Norm
 from archgen.language.activations import ACTIVATIONS
 from archgen.registry import Emitter
 
@@ -56,9 +57,39 @@ def apply(layer: AnyLayer, network_act: str) -> str:
             assert_never(layer)
 
 
+def block_params(block: BlockClass, dilated: bool) -> str:
+    """A block function's parameters: the input, its widths and stride (a residual block's
+    bottleneck width and drop-path rate too), the dilations where some stage dilates, its name."""
+    residual = block.kind != "plain"
+    params = ["x", "in_chs: int", *(["mid_chs: int"] if residual else []), "out_chs: int", "stride: int"]
+    params += ["drop_path: float"] if residual else []
+    params += ["dilation: int", "first_dilation: int"] if dilated else []
+    return ", ".join([*params, "name: str"])
+
+
+def block_conv(slot: ConvSlot, block: BlockClass, dilated: bool) -> str:
+    """One conv of a block as a call of the file's ``conv`` helper: a plain block's takes its width
+    and stride from the block's arguments and applies to ``x``, a residual branch's to ``out``."""
+    if block.kind == "plain":
+        source, dilation = "x", "first_dilation"
+        args = [("filters", "out_chs"), ("kernel", slot.kernel), ("stride", "stride"), ("bias", slot.bias)]
+    else:
+        source, dilation = "out", "dilation" if slot.after_stride else "first_dilation"
+        stride = "stride" if slot.strided else 1
+        args = [("filters", slot.out_chs), ("kernel", slot.kernel), ("stride", stride), ("groups", slot.groups)]
+        args.append(("bias", slot.bias))
+    args += [("dilation", dilation)] if dilated else []
+    args.append(("name", f'f"{{name}}_conv{slot.index}"'))
+    return f"conv({source}, {', '.join(f'{k}={v}' for k, v in args)})"
+
+
 def snake(name: str) -> str:
     """Block class name to function name: PreActBottleneck -> preact_bottleneck."""
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name.replace("PreAct", "Preact")).lower()
 
 
-EMITTER = Emitter("archgen.backends.keras", "model.py.j2", {"activation": activation, "apply": apply, "snake": snake})
+EMITTER = Emitter(
+    "archgen.backends.keras",
+    "model.py.j2",
+    {"activation": activation, "apply": apply, "snake": snake, "block_params": block_params, "block_conv": block_conv},
+)
