@@ -131,79 +131,6 @@ FEATURE_PATH = (
 STAGE_NAMES = frozenset(stage.name for stage in STAGES)
 
 
-def feature_take_indices(count: int, indices: int | Sequence[int] | None) -> list[int]:
-    """timm's rule: None takes every map, an int n the last n, a sequence those (negative from
-    the end)."""
-    if indices is None:
-        return list(range(count))
-    if isinstance(indices, int):
-        if not 0 < indices <= count:
-            raise ValueError(f"indices={indices}: expected 1 to {count} (the last n feature maps)")
-        return list(range(count - indices, count))
-    picked = [i + count if i < 0 else i for i in indices]
-    if not picked or not all(0 <= i < count for i in picked):
-        raise ValueError(f"indices={list(indices)}: expected indices from {-count} to {count - 1}")
-    return sorted(set(picked))
-
-
-class SkipInit(torch.overrides.TorchFunctionMode):
-    """While the layers are made, their own initialisation is skipped: PyTorch's layers draw
-    their weights when constructed, which init_weights would then draw again. Their weights
-    stay as torch.empty made them until init_weights sets every one. A mode holds for this
-    thread only."""
-
-    SKIPPED = frozenset(
-        {
-            nn.init.kaiming_uniform_,
-            nn.init.kaiming_normal_,
-            nn.init.uniform_,
-            nn.init.normal_,
-            nn.init.ones_,
-            nn.init.zeros_,
-            nn.init.constant_,
-            torch.Tensor.uniform_,
-            torch.Tensor.normal_,
-            torch.Tensor.zero_,
-            torch.Tensor.fill_,
-        }
-    )
-
-    state = threading.local()
-
-    def __enter__(self) -> "SkipInit":
-        SkipInit.state.depth = getattr(SkipInit.state, "depth", 0) + 1
-        return super().__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        SkipInit.state.depth -= 1
-        super().__exit__(*exc)
-
-    @classmethod
-    def active(cls) -> bool:
-        return getattr(cls.state, "depth", 0) > 0
-
-    def __torch_function__(
-        self,
-        func: Any,
-        types: Any,
-        args: tuple[Any, ...] = (),
-        kwargs: dict[str, Any] | None = None,
-    ) -> Any:
-        kwargs = kwargs or {}
-        if func in self.SKIPPED:  # each fills its first argument in place and returns it
-            return args[0] if args else kwargs["tensor"]
-        return func(*args, **kwargs)
-
-
-def checkpoint_blocks(stages: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
-    """Run the blocks of ``stages`` with gradient checkpointing: each block's activations are
-    recomputed in the backward pass instead of kept."""
-    for stage in stages:
-        for block in stage if isinstance(stage, nn.Sequential) else [stage]:
-            x = checkpoint(block, x, use_reentrant=False)
-    return x
-
-
 class GlobalPool(nn.Module):
     """Global average or max pool, flattened; "" keeps the map (no pooling), as timm's pool_type."""
 
@@ -269,24 +196,7 @@ class ResNet(nn.Module):
                 m.reset_running_stats()
             elif isinstance(m, nn.Linear):
                 m.reset_parameters()  # PyTorch's default, as torchvision's and timm's fc
-        # Drawing the conv weights is most of a build (ResNet-RS-420: 190 M numbers). One
-        # generator per conv, seeded from the global one (torch.manual_seed still decides every
-        # weight), lets the CPU's threads draw them at once.
-        seeds = torch.randint(0, 2**62, (len(convs),)).tolist()
-
-        def draw(m: nn.Conv2d, seed: int) -> None:
-            generator = torch.Generator(m.weight.device).manual_seed(seed)
-            nn.init.kaiming_normal_(
-                m.weight, mode="fan_out", nonlinearity="relu", generator=generator
-            )
-
-        threads = torch.get_num_threads()
-        if threads > 1 and all(m.weight.device.type == "cpu" for m in convs):
-            with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(draw, convs, seeds))
-        else:
-            for m, seed in zip(convs, seeds, strict=True):
-                draw(m, seed)
+        draw_conv_weights(convs)  # kaiming_normal, mode=fan_out
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
@@ -416,3 +326,99 @@ def build_model(
     if where.type != "meta":
         model.init_weights()
     return model
+
+
+# -- The machinery: timm's index rule, gradient checkpointing and the fast build. The network
+# above reads without it; build_model and the model API call it.
+
+
+def feature_take_indices(count: int, indices: int | Sequence[int] | None) -> list[int]:
+    """timm's rule: None takes every map, an int n the last n, a sequence those (negative from
+    the end)."""
+    if indices is None:
+        return list(range(count))
+    if isinstance(indices, int):
+        if not 0 < indices <= count:
+            raise ValueError(f"indices={indices}: expected 1 to {count} (the last n feature maps)")
+        return list(range(count - indices, count))
+    picked = [i + count if i < 0 else i for i in indices]
+    if not picked or not all(0 <= i < count for i in picked):
+        raise ValueError(f"indices={list(indices)}: expected indices from {-count} to {count - 1}")
+    return sorted(set(picked))
+
+
+class SkipInit(torch.overrides.TorchFunctionMode):
+    """While the layers are made, their own initialisation is skipped: PyTorch's layers draw
+    their weights when constructed, which init_weights would then draw again. Their weights
+    stay as torch.empty made them until init_weights sets every one. A mode holds for this
+    thread only."""
+
+    SKIPPED = frozenset(
+        {
+            nn.init.kaiming_uniform_,
+            nn.init.kaiming_normal_,
+            nn.init.uniform_,
+            nn.init.normal_,
+            nn.init.ones_,
+            nn.init.zeros_,
+            nn.init.constant_,
+            torch.Tensor.uniform_,
+            torch.Tensor.normal_,
+            torch.Tensor.zero_,
+            torch.Tensor.fill_,
+        }
+    )
+
+    state = threading.local()
+
+    def __enter__(self) -> "SkipInit":
+        SkipInit.state.depth = getattr(SkipInit.state, "depth", 0) + 1
+        return super().__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        SkipInit.state.depth -= 1
+        super().__exit__(*exc)
+
+    @classmethod
+    def active(cls) -> bool:
+        return getattr(cls.state, "depth", 0) > 0
+
+    def __torch_function__(
+        self,
+        func: Any,
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        if func in self.SKIPPED:  # each fills its first argument in place and returns it
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **kwargs)
+
+
+def checkpoint_blocks(stages: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    """Run the blocks of ``stages`` with gradient checkpointing: each block's activations are
+    recomputed in the backward pass instead of kept."""
+    for stage in stages:
+        for block in stage if isinstance(stage, nn.Sequential) else [stage]:
+            x = checkpoint(block, x, use_reentrant=False)
+    return x
+
+
+def draw_conv_weights(convs: list[nn.Conv2d]) -> None:
+    """nn.init.kaiming_normal_ (mode=fan_out) for every conv's weight, drawn on the CPU's threads at
+    once: that is most of a build (ResNet-RS-420: 190 M numbers). One generator per conv, seeded
+    from the global one, so torch.manual_seed still decides every weight."""
+    seeds = torch.randint(0, 2**62, (len(convs),)).tolist()
+
+    def draw(m: nn.Conv2d, seed: int) -> None:
+        generator = torch.Generator(m.weight.device).manual_seed(seed)
+        nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu", generator=generator)
+
+    threads = torch.get_num_threads()
+    if threads > 1 and all(m.weight.device.type == "cpu" for m in convs):
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(draw, convs, seeds))
+    else:
+        for m, seed in zip(convs, seeds, strict=True):
+            draw(m, seed)

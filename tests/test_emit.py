@@ -114,6 +114,22 @@ def test_emitted_files_are_lint_clean() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_an_emitted_pytorch_file_reads_model_first() -> None:
+    """A reader meets the layers, blocks, stage table, model and build_model before the fast build's
+    machinery (the init-skipping TorchFunctionMode, the thread pool that draws conv weights) and
+    timm's index rule, which stand apart at the end of the file."""
+    for path in sorted(GENERATED.glob("*_torch.py")):
+        text = path.read_text()
+        model, build = text.index("\nclass ResNet("), text.index("\ndef build_model(")
+        machinery = text.index("\n# -- The machinery")
+        assert model < build < machinery, path.name
+        apart = ["class SkipInit(", "def feature_take_indices(", "def checkpoint_blocks("]
+        if "draw_conv_weights(convs)" in text:  # a spec whose convs are not left at PyTorch's default
+            apart += ["def draw_conv_weights(", "pool.map("]
+        for name in apart:
+            assert text.count(name) == 1 and text.index(name) > machinery, (path.name, name)
+
+
 @pytest.mark.parametrize("name", ["resnet18", "resnet50v2", "seresnet50"])
 def test_emission_is_deterministic(name: str) -> None:
     _, network = archgen.compile_spec(spec_path(name))
