@@ -1,0 +1,124 @@
+"""The layers: one frozen dataclass per kind, and the closed union ``AnyLayer`` of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal, TypeVar
+
+Shape = tuple[int, ...]
+
+
+def shape_text(shape: Shape) -> str:
+    """A shape as people write it: 56x56x256."""
+    return "x".join(str(d) for d in shape)
+
+
+BlockKind = Literal["basic", "bottleneck", "plain"]
+ShortcutKind = Literal["conv", "avgpool", "maxpool", "identity"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Layer:
+    """One module with no children of its own; ``kind`` names it in messages."""
+
+    kind: ClassVar[str] = "layer"
+    name: str
+    in_shape: Shape
+    out_shape: Shape
+    params: int = 0
+    stats: int = 0
+    flops: int = 0
+
+    @property
+    def weighted(self) -> bool:
+        """Whether the layer holds tensors a checkpoint stores."""
+        return bool(self.params or self.stats)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Conv(Layer):
+    kind: ClassVar[str] = "conv"
+    in_ch: int
+    out_ch: int
+    kernel: int
+    stride: int = 1
+    padding: int = 0  # dilation * (kernel // 2): the map keeps its size at stride 1
+    groups: int = 1
+    bias: bool = False
+    dilation: int = 1
+    dims: Literal[1, 2] = 2  # spatial dimensions: 2 (Conv2d), or 1 (Conv1d, e.g. across channels)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Norm(Layer):
+    """Batch norm; ``momentum`` in PyTorch's convention (the weight of the new batch)."""
+
+    kind: ClassVar[str] = "norm"
+    channels: int
+    eps: float
+    momentum: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Act(Layer):
+    kind: ClassVar[str] = "act"
+    fn: str  # relu, silu, ..., sigmoid (SE gates), softmax (keras.applications heads)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MaxPool(Layer):
+    kind: ClassVar[str] = "max_pool"
+    kernel: int
+    stride: int
+    padding: int = 0
+    pad_value: Literal["neg_inf", "zero"] = "neg_inf"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AvgPool(Layer):
+    """PyTorch's ``AvgPool2d(k, s, ceil_mode=True, count_include_pad=False)`` (ResNet-D shortcuts).
+
+    ``pad_after``: zeros appended below and to the right first, counted in the average: the 2x2
+    stride-1 "same" pool (timm's ``AvgPool2dSame``) of a ResNet-D shortcut in a dilated stage.
+    """
+
+    kind: ClassVar[str] = "avg_pool"
+    kernel: int
+    stride: int
+    padding: int = 0
+    ceil_mode: bool = True
+    count_include_pad: bool = False
+    pad_after: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class GlobalPool(Layer):
+    kind: ClassVar[str] = "global_pool"
+    pool: Literal["avg", "max"] = "avg"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dropout(Layer):
+    kind: ClassVar[str] = "dropout"
+    rate: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class DropPath(Layer):
+    """Stochastic depth on a residual branch; identity in eval."""
+
+    kind: ClassVar[str] = "drop_path"
+    rate: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Linear(Layer):
+    kind: ClassVar[str] = "linear"
+    in_features: int
+    out_features: int
+    bias: bool = True
+
+
+# Every kind of layer: a consumer matches over this union and ends with assert_never.
+AnyLayer = Conv | Norm | Act | MaxPool | AvgPool | GlobalPool | Dropout | DropPath | Linear
+L = TypeVar("L", bound=Layer)
