@@ -135,7 +135,7 @@ def build(
     unexpected or misshapen tensor) and loaded; the PyTorch model is then not initialised at all.
 
     ``fuse=True`` (PyTorch): the inference form, every batch norm that follows a conv folded into
-    it, channels_last, in eval mode; ``model.archgen_network`` is its IR (``archgen.fuse``).
+    it, channels_last, in eval mode; ``model.archgen_network`` is its IR (``archgen.compiler.fuse``).
     """
     if fields:
         from .language.loader import Override

@@ -227,18 +227,14 @@ class Context:
             args.append(("drop_path_rate", "float", str(self.drop_path.rate)))
         return args
 
-    def block_keywords(self, residual: bool) -> list[tuple[str, str]]:
-        """What the stage loop passes a block by keyword (a residual block takes its bottleneck
-        width and drop-path rate too)."""
-        if residual:
-            return [
-                ("in_chs", "chs"),
-                ("mid_chs", "stage.mid_chs"),
-                ("out_chs", "stage.out_chs"),
-                ("stride", "stride"),
-                ("drop_path", "next(rates)"),
-            ]
-        return [("in_chs", "chs"), ("out_chs", "stage.out_chs"), ("stride", "stride")]
+    def block_args(self, residual: bool) -> list[tuple[str, str, str]]:
+        """A block's arguments as (name, type, what the stage loop passes): its widths and stride,
+        and for a residual block its bottleneck width and drop-path rate too."""
+        args = [("in_chs", "int", "chs")]
+        args += [("mid_chs", "int", "stage.mid_chs")] if residual else []
+        args += [("out_chs", "int", "stage.out_chs"), ("stride", "int", "stride")]
+        args += [("drop_path", "float", "next(rates)")] if residual else []
+        return args
 
     @property
     def columns(self) -> list[str]:
@@ -418,9 +414,14 @@ def params(args: list[tuple[str, str, str]], first: str | None = None, last: str
     return ", ".join([*([first] if first else []), *items, *([last] if last else [])])
 
 
-def keywords(args: list[tuple[str, str]] | list[tuple[str, str, str]]) -> str:
-    """A call's keyword arguments: each (name, value), or each parameter of ``params`` passed on."""
-    return ", ".join(f"{arg[0]}={arg[1] if len(arg) == 2 else arg[0]}" for arg in args)
+def keywords(args: list[tuple[str, str, str]]) -> str:
+    """A call's keyword arguments: each (name, type, value) as ``name=value``."""
+    return ", ".join(f"{name}={value}" for name, _, value in args)
+
+
+def passed(args: list[tuple[str, str, str]]) -> str:
+    """The parameters of ``params`` passed on to a call of the same names: ``name=name``."""
+    return ", ".join(f"{name}={name}" for name, *_ in args)
 
 
 def blockdoc(text: str, indent: int = 4, limit: int = 100) -> str:
@@ -457,8 +458,8 @@ def _environment(backend: str) -> tuple[jinja2.Environment, str]:
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # Python source, not HTML; every value is a number or a validated identifier
     )
-    # The same for every backend
-    env.filters.update(pystr=pystr, docstring=docstring, blockdoc=blockdoc, params=params, keywords=keywords)
+    shared = {"pystr": pystr, "docstring": docstring, "blockdoc": blockdoc, "params": params}
+    env.filters.update(shared, keywords=keywords, passed=passed)  # the same for every backend
     env.filters.update(emitter.filters)
     env.bytecode_cache = _bytecode_cache(env)
     return env, emitter.template

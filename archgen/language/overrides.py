@@ -65,7 +65,7 @@ def apply_overrides(data: Data, positions: Positions, overrides: Overrides) -> t
             key, value = parse_override(str(raw))
             where = f"--set {raw}"
             assign[where] = _set_option
-        parsed.append((_override_path(key, where), value, where))
+        parsed.append((override_path(key, where), value, where))
     for path, value, where in parsed:
         if path[0] == "extends":  # the chain was read with the file: an override would be kept and ignored
             raise SpecError(
@@ -127,7 +127,9 @@ def _override_tweaks(data: Data, before: Any, where: str) -> Data:
     return apply_tweaks(data, {}, [t for t in new if t not in old], {}, where)
 
 
-def _override_path(key: str, where: str) -> Path_:
+def override_path(key: str, where: str) -> Path_:
+    """A dotted field path as data keys (``stages.2.depth``: the list index as an int); SpecError,
+    located at ``where``, for an empty part."""
     parts = key.split(".")
     if not all(parts):
         raise SpecError(

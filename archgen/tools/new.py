@@ -28,7 +28,7 @@ from ..language import catalog
 from ..language.extends import load_data
 from ..language.merge import replaces
 from ..language.messages import validate
-from ..language.overrides import apply_overrides, parse_override
+from ..language.overrides import apply_overrides, override_path, parse_override
 from ..language.spec import Identifier
 from ..language.tweaks import normalize
 from ..language.yamlsource import Path_, parse_yaml, reads_back
@@ -131,7 +131,7 @@ def override_layer(parent: Any, target: Any, paths: list[Path_]) -> Any:
 
 def _path(raw: str) -> Path_:
     key, _ = parse_override(raw)
-    return tuple(int(p) if p.isascii() and p.isdigit() else p for p in key.split("."))
+    return override_path(key, f"--set {raw}")
 
 
 class _Dumper(yaml.SafeDumper):

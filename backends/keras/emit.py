@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import assert_never
 
-from archgen.codegen.emit import BlockClass
+from archgen.codegen.emit import BlockClass, Context
 from archgen.ir import Act, AnyLayer, AvgPool, Conv, ConvSlot, Dropout, DropPath, GlobalPool, Linear, MaxPool, Norm
 from archgen.language.activations import ACTIVATIONS
 from archgen.registry import Emitter
@@ -57,13 +57,11 @@ def apply(layer: AnyLayer, network_act: str) -> str:
             assert_never(layer)
 
 
-def block_params(block: BlockClass, dilated: bool) -> str:
-    """A block function's parameters: the input, its widths and stride (a residual block's
-    bottleneck width and drop-path rate too), the dilations where some stage dilates, its name."""
-    residual = block.kind != "plain"
-    params = ["x", "in_chs: int", *(["mid_chs: int"] if residual else []), "out_chs: int", "stride: int"]
-    params += ["drop_path: float"] if residual else []
-    params += ["dilation: int", "first_dilation: int"] if dilated else []
+def block_params(block: BlockClass, ctx: Context) -> str:
+    """A block function's parameters: the input, the arguments every block of its kind takes
+    (``Context.block_args``), the dilations where some stage dilates, its name."""
+    params = ["x", *(f"{name}: {kind}" for name, kind, _ in ctx.block_args(block.kind != "plain"))]
+    params += ["dilation: int", "first_dilation: int"] if ctx.dilated else []
     return ", ".join([*params, "name: str"])
 
 
