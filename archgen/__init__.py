@@ -166,9 +166,9 @@ def build_network(
     impl = registry.get(backend)
     loaded = None
     if weights is not None:
-        from .runtime.port import check_state, read_torch_checkpoint
+        from .runtime.weights import read_state_dict
 
-        loaded = check_state(read_torch_checkpoint(Path(weights)), network, Path(weights))
+        loaded = read_state_dict(weights, network)
     return impl.build(network, device=device, weights=loaded, fuse=fuse)
 
 

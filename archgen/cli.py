@@ -220,6 +220,13 @@ def _emitters() -> list[str]:
     return registry.emitters()
 
 
+def _weighing() -> list[str]:
+    """The backends that bring weights files (their packages imported, no framework)."""
+    from . import registry
+
+    return registry.weighing()
+
+
 def _export_formats() -> list[str]:
     from .runtime.export import FORMATS
 
@@ -549,9 +556,9 @@ def build(
     folded = None
     if fuse:
         from .runtime.compare import compare_fused
-        from .runtime.port import check_state, read_torch_checkpoint
+        from .runtime.weights import read_state_dict
 
-        given = check_state(read_torch_checkpoint(weights), network, weights) if weights else None
+        given = read_state_dict(weights, network) if weights else None
         folded = compare_fused(network, weights=given, device=device)
     network = report.network
     if as_json:
@@ -629,12 +636,12 @@ def compare(
     """
     from . import registry
     from .runtime.compare import compare as run_compare
-    from .runtime.port import check_state, read_torch_checkpoint
+    from .runtime.weights import read_state_dict
 
     network = _compile(spec, overrides, input_size)
     for name in ("torch", other):
         registry.get(name)  # a missing framework is reported before any work
-    given = check_state(read_torch_checkpoint(weights), network, weights) if weights else None
+    given = read_state_dict(weights, network) if weights else None
     result = run_compare(
         network, other, dtype=dtype, seed=seed, batch=batch, weights=given, device=device, tolerance=tolerance
     )
@@ -651,7 +658,7 @@ def compare(
 @main.command(context_settings=CONTEXT)
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--spec", "spec", required=True, type=SPEC, help="The spec the weights belong to (file or name).")
-@click.option("--to", "target", required=True, type=click.Choice(["keras", "torch"]), help="Framework to port to.")
+@click.option("--to", "target", required=True, type=LazyChoice(_weighing), help="Backend to port to.")
 @click.option(
     "-o",
     "--output",
@@ -693,7 +700,8 @@ def port(checkpoint: Path, spec: Path, target: str, output: Path, verify: bool, 
     if problem:
         raise click.BadParameter(problem[0], param_hint=problem[1])
     network = _compile(spec, overrides, None)
-    for name in ("torch", "keras"):
+    source = registry.weights_owner(checkpoint) or target  # path_problem refused a file no backend reads
+    for name in (source, target):
         registry.get(name)  # a missing framework is reported before any work
     atomic.check_output(output)  # so is an unwritable target
     stderr = _console(stderr=True)
@@ -701,9 +709,8 @@ def port(checkpoint: Path, spec: Path, target: str, output: Path, verify: bool, 
     def progress(items: Any, description: str, total: int) -> Any:
         return track(items, description=description, total=total, console=stderr, transient=True)
 
-    run = porting.torch_to_keras if target == "keras" else porting.keras_to_torch
     try:
-        weights, result = run(checkpoint, network, output, progress=progress, check=verify)
+        weights, result = porting.port(checkpoint, network, target, output, progress=progress, check=verify)
     except porting.VerificationError as exc:
         _console().print(exc.comparison.table())
         click.echo(f"error: the ported weights do not compute what the checkpoint does: {exc}", err=True)
@@ -783,7 +790,7 @@ def export_command(
     from . import atomic
     from .ir import shape_text
     from .runtime import export as exporting
-    from .runtime.port import check_state, read_torch_checkpoint
+    from .runtime.weights import read_state_dict
 
     problem = exporting.path_problem(output, fmt, weights)
     if problem:
@@ -794,7 +801,7 @@ def export_command(
         raise OptionError(too_big)
     exporting.require(fmt)  # a missing framework is reported before any work
     atomic.check_output(output, folder=fmt in exporting.FOLDERS)  # so is an unwritable target
-    given = check_state(read_torch_checkpoint(weights), network, weights) if weights else None
+    given = read_state_dict(weights, network) if weights else None
     try:
         result = exporting.export(network, fmt, output, given, fuse=fuse)
     except exporting.ExportMismatch as exc:

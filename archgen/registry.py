@@ -2,7 +2,8 @@
 
 A backend is a package exposing ``EMITTER`` (its templates and filters, importable
 without its framework), ``BACKEND`` (the live side, which imports the
-framework when first touched), and optionally ``SIDES`` (the modules it brings beside
+framework when first touched), and optionally ``WEIGHTS`` (its weights files: a
+``WeightsFile``, importable without its framework), ``SIDES`` (the modules it brings beside
 the live side: ``export``, ``bench``), ``EXPORTS`` (the formats its ``export`` writes) and
 ``FRAMEWORK`` (the module whose models are its models). The built-in ones live in ``archgen.backends``;
 others register a package through the ``archgen.backends`` entry-point group, so
@@ -14,7 +15,7 @@ from __future__ import annotations
 import functools
 import importlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -22,11 +23,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .errors import MissingFramework, OptionError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .ir import Network, Shape
 
 BUILTIN: dict[str, str] = {"keras": "archgen.backends.keras", "torch": "archgen.backends.torch"}
 
 Weights = dict[str, dict[str, Any]]  # IR layer name -> {tensor name: numpy array, in PyTorch's layout}
+# A progress display over a long loop: (items, description, total) -> the same items (rich's ``track``).
+Progress = Callable[[Iterable[Any], str, int], Iterable[Any]]
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,35 @@ class Emitter:
     package: str  # the package whose ``templates/`` folder holds ``template``
     template: str
     filters: dict[str, Callable[..., Any]] = field(default_factory=dict)
+
+
+class WeightsFile(Protocol):
+    """A backend's weights files: read into ``Weights`` and written from them, so that ``archgen port``
+    moves a checkpoint between any two backends through the one canonical layout."""
+
+    suffixes: tuple[str, ...]  # a file of this kind has a name ending in one of these
+    kind: str  # what such a file is, for messages ("a PyTorch state_dict")
+
+    def read(self, path: Path, network: Network, progress: Progress | None = None) -> Weights:
+        """Every tensor of ``network`` from the file at ``path``, checked against the IR first: a
+        CheckpointError names each missing, unexpected or misshapen tensor, and a file that is not
+        plain data of the kind (a FIFO, a link out of the file, compressed or exotic values)."""
+
+    def load(self, path: Path, network: Network) -> Any:
+        """A live model of the backend holding the file, checked as ``read`` checks it and then loaded by
+        the framework's own reader, as a user would load it: what a written file is verified with,
+        apart from the conversions of ``read`` and ``write``."""
+
+    def write(
+        self,
+        weights: Weights,
+        network: Network,
+        output: Path,
+        check: Callable[[Path], None] | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        """Write ``weights`` to ``output`` all or nothing (``archgen.atomic``); ``check`` is called on the
+        complete staged file before it takes ``output``'s place."""
 
 
 class Backend(Protocol):
@@ -149,6 +183,24 @@ def side(name: str, part: str) -> ModuleType:
         having = [n for n in names() if part in getattr(_package(n), "SIDES", ())]
         raise OptionError(f"the {name} backend has no {part}; backends with one: {', '.join(having) or 'none'}")
     return importlib.import_module(f"{package.__name__}.{part}")
+
+
+def weights_file(name: str) -> WeightsFile:
+    """The backend's weights files (its framework is imported only to read or write one)."""
+    found = getattr(_package(name), "WEIGHTS", None)
+    if found is None:
+        raise OptionError(f"the {name} backend has no weights files; backends with them: {', '.join(weighing())}")
+    return found  # type: ignore[no-any-return]
+
+
+def weighing() -> list[str]:
+    """Backends that bring weights files."""
+    return [name for name in names() if getattr(_package(name), "WEIGHTS", None) is not None]
+
+
+def weights_owner(path: Path) -> str | None:
+    """The backend whose weights files end as ``path``'s name does; None where none does."""
+    return next((n for n in weighing() if path.name.endswith(weights_file(n).suffixes)), None)
 
 
 def exporters() -> dict[str, str]:

@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision  # noqa: F401  (before anything imports tensorflow: see conftest.py)
+from archgen.backends.torch.weights_file import read_state as read_torch_checkpoint
 from click.testing import Result
 from helpers import ROOT, hide_modules, random_resnet18_checkpoint, run_archgen, spec_path
 from helpers import invoke as run_cli
@@ -34,7 +35,6 @@ from safetensors.torch import save_file
 
 import archgen
 from archgen import registry
-from archgen.runtime.port import read_torch_checkpoint
 
 pytestmark = [pytest.mark.torch]
 
@@ -262,8 +262,8 @@ def test_safetensors_are_read_without_torch_or_safetensors(tmp_path: Path, state
     save_file({k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in state.items()}, ckpt)
     hidden = hide_modules(tmp_path / "hidden", ["torch", "safetensors"])
     script = (
-        "import sys; from pathlib import Path; from archgen.runtime.port import read_torch_checkpoint; "
-        f"s = read_torch_checkpoint(Path({str(ckpt)!r})); "
+        "import sys; from pathlib import Path; from archgen.backends.torch.weights_file import read_state; "
+        f"s = read_state(Path({str(ckpt)!r})); "
         "assert 'torch' not in sys.modules and 'safetensors' not in sys.modules, sorted(sys.modules); "
         "print(len(s), s['fc.weight'].dtype, s['bn1.num_batches_tracked'].dtype)"
     )
@@ -352,7 +352,7 @@ def test_keras_weights_of_every_float_dtype_read_as_the_pth_does(
 @pytest.fixture(scope="module")
 def keras_weights(tmp_path_factory: pytest.TempPathFactory, state: dict[str, torch.Tensor]) -> Path:
     """The random resnet18 as the spec's Keras model saves it (written by Keras itself, not by archgen)."""
-    from archgen.runtime.port import check_state
+    from archgen.runtime.weights import check_state
 
     folder = tmp_path_factory.mktemp("keras")
     pth, out = folder / "r18.pth", folder / "r18.weights.h5"
@@ -478,8 +478,7 @@ def test_a_hostile_keras_file_is_refused_before_keras_reads_it(
     tmp_path: Path, keras_weights: Path, damage: Callable[[Any, Path], None], field: str, kind: str
 ) -> None:
     import h5py
-
-    from archgen.runtime.port import check_keras_file
+    from archgen.backends.keras.weights_file import check_file as check_keras_file
 
     ckpt = tmp_path / "hostile.weights.h5"
     shutil.copyfile(keras_weights, ckpt)

@@ -30,7 +30,7 @@ from archgen.errors import SpecError
 from archgen.ir import Norm
 from archgen.registry import get as backend
 from archgen.runtime.compare import compare_fused
-from archgen.runtime.port import check_state, read_torch_checkpoint
+from archgen.runtime.weights import read_state_dict
 
 SIZE = 32
 TORCH = backend("torch")
@@ -194,7 +194,7 @@ def test_fused_model_of_a_reference_checkpoint_computes_the_reference(spec: str,
     path = _random_reference(reference, tmp_path)
     reference = reference.double().eval()
     net = network(spec)
-    weights = check_state(read_torch_checkpoint(path), net, path)
+    weights = read_state_dict(path, net)
     ours = TORCH.build(net, dtype="float64", weights=weights, fuse=True)  # folded in float64
     x = torch.from_numpy(np.random.default_rng(1).standard_normal((2, 3, SIZE, SIZE)))
     with torch.no_grad():

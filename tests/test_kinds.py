@@ -36,7 +36,7 @@ from archgen.ir import (
     Network,
     Norm,
 )
-from archgen.runtime import port
+from archgen.runtime import weights
 from archgen.tools import graph, summary
 from archgen.tools.diff import diff
 
@@ -115,7 +115,7 @@ def test_the_words_name_what_differs() -> None:
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.__name__)
 def test_the_checkpoint_layout_has_a_tensor_for_every_weight(kind: type) -> None:
     layer = SAMPLES[kind]
-    shapes = port.tensor_shapes(layer)
+    shapes = weights.tensor_shapes(layer)
     assert bool(shapes) == layer.weighted
     trainable = {k: v for k, v in shapes.items() if not k.startswith("running_")}
     assert sum(int(np.prod(v)) for v in trainable.values()) == layer.params
@@ -125,7 +125,7 @@ def test_the_checkpoint_layout_has_a_tensor_for_every_weight(kind: type) -> None
 def test_a_1d_conv_has_its_own_words_and_layout() -> None:
     assert describe.op_text(CONV1D) == "Conv1d 5"
     assert describe.layer_text(CONV1D) == "conv 5 1→1"
-    assert port.tensor_shapes(CONV1D) == {"weight": (1, 1, 5)}
+    assert weights.tensor_shapes(CONV1D) == {"weight": (1, 1, 5)}
     keras_kernel = np.arange(5, dtype=np.float32).reshape(5, 1, 1)  # Conv1D: (width, in, out)
     torch_weight = keras_backend._to_torch(CONV1D, [keras_kernel])["weight"]
     assert torch_weight.shape == (1, 1, 5) and torch_weight.ravel().tolist() == [0, 1, 2, 3, 4]
@@ -137,7 +137,7 @@ WEIGHTED = [SAMPLES[k] for k in KINDS if SAMPLES[k].weighted] + [CONV1D]
 @pytest.mark.parametrize("layer", WEIGHTED, ids=lambda x: f"{x.kind}{getattr(x, 'dims', '')}")
 def test_the_keras_weight_layout_round_trips(layer: AnyLayer) -> None:
     rng = np.random.default_rng(0)
-    tensors = {k: rng.standard_normal(v).astype(np.float32) for k, v in port.tensor_shapes(layer).items()}
+    tensors = {k: rng.standard_normal(v).astype(np.float32) for k, v in weights.tensor_shapes(layer).items()}
     back = keras_backend._to_torch(layer, keras_backend._from_torch(layer, tensors))
     assert set(back) == set(tensors)
     for key, value in tensors.items():

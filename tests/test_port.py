@@ -134,10 +134,10 @@ def test_a_mismatching_checkpoint_is_named_and_nothing_written(
     assert out.read_bytes() == b"an earlier port"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.pth", "out.weights.h5"]
     with pytest.raises(archgen.CheckpointError) as info:  # the API's error carries the same
-        from archgen.runtime.port import check_state, read_torch_checkpoint
+        from archgen.runtime.weights import read_state_dict
 
         _, network = archgen.compile_spec(spec_path("resnet18"))
-        check_state(read_torch_checkpoint(ckpt), network, ckpt)
+        read_state_dict(ckpt, network)
     assert isinstance(info.value, archgen.SpecError)
     assert (info.value.file, info.value.line, info.value.field) == (str(ckpt), None, field)
     assert message in info.value.message
@@ -217,7 +217,7 @@ def test_compare_exits_1_beyond_the_tolerance() -> None:
 
 def test_port_reports_progress_over_every_layer(tmp_path: Path, resnet18) -> None:
     """The CLI shows a progress bar through this hook; it must cover every weighted layer once."""
-    from archgen.runtime.port import keras_to_torch, torch_to_keras
+    from archgen.runtime.port import port
 
     _, network = archgen.compile_spec(spec_path("resnet18"))
     weighted = [x.name for x in network.layers() if x.params or x.stats]
@@ -229,8 +229,8 @@ def test_port_reports_progress_over_every_layer(tmp_path: Path, resnet18) -> Non
         return items
 
     out = tmp_path / "r18.weights.h5"
-    torch_to_keras(resnet18[1], network, out, progress=progress)
-    keras_to_torch(out, network, tmp_path / "r18.pth", progress=progress)
+    port(resnet18[1], network, "keras", out, progress=progress)
+    port(out, network, "torch", tmp_path / "r18.pth", progress=progress)
     (d1, n1, items1), (d2, n2, items2) = seen
     assert (d1, n1, [name for name, _ in items1]) == ("setting Keras weights", 41, weighted)
     assert (d2, n2, [x.name for x in items2]) == ("reading Keras weights", 41, weighted)

@@ -26,7 +26,7 @@ from .. import registry
 from ..atomic import replace_atomic, replace_tree_atomic
 from ..errors import MissingFramework, OptionError, memory_guard
 from ..ir import Network, Shape
-from .port import TORCH_SUFFIXES
+from .weights import STATE_DICTS, tensor_shapes
 
 # Format -> the suffixes its file may end with (the first is the usual one). TorchScript files are
 # commonly .pt (PyTorch's own examples) and sometimes .ts; a torch.export program is .pt2, as
@@ -158,8 +158,10 @@ def path_problem(output: Path, fmt: str, weights: Path | None) -> tuple[str, str
     """What is wrong with the file names of an export, and which argument it is; None if nothing."""
     out_hint = "'-o' / '--output'"
     suffixes = FORMATS[fmt]
-    if weights is not None and not weights.name.endswith(TORCH_SUFFIXES):
-        return f"reads a PyTorch state_dict ({' / '.join(TORCH_SUFFIXES)}), not '{weights.name}'", "'--weights'"
+    state_dicts = registry.weights_file(STATE_DICTS)
+    if weights is not None and not weights.name.endswith(state_dicts.suffixes):
+        listed = " / ".join(state_dicts.suffixes)
+        return f"reads {state_dicts.kind} ({listed}), not '{weights.name}'", "'--weights'"
     if fmt in FOLDERS:
         if output.exists() and not output.is_dir():
             return f"--format {fmt} writes a folder, and '{output}' is a file", out_hint
@@ -225,8 +227,6 @@ def random_weights(network: Network, seed: int = SEED, gamma: tuple[float, float
     backend that draws none of its own (Keras); deep nets stay well-conditioned."""
     import numpy as np
 
-    from .port import tensor_shapes
-
     rng = np.random.default_rng(seed)
     out: dict[str, dict[str, Any]] = {}
     for layer in network.layers():
@@ -257,7 +257,7 @@ def export(
     """Write the network's model (PyTorch's or Keras', by ``fmt``) to ``output`` once its reloaded file
     agrees with it.
 
-    ``weights``: per-layer tensors in PyTorch's layout (``port.check_state`` of a checkpoint); without
+    ``weights``: per-layer tensors in PyTorch's layout (``weights.read_state_dict`` of a checkpoint); without
     them every weight is random. ``fuse``: the PyTorch model's inference form (``archgen.compiler.fuse``), its
     file held to the unfused model's outputs. Raises ExportMismatch (nothing written) if the file disagrees.
     """

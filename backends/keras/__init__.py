@@ -16,7 +16,7 @@ SIDES = ("export", "bench")
 FRAMEWORK = "keras"  # the module whose models are this backend's (registry.backend_of)
 EXPORTS = ("saved_model", "litert")
 
-__all__ = ["BACKEND", "EMITTER", "EXPORTS", "FRAMEWORK", "SIDES", "custom_objects"]
+__all__ = ["BACKEND", "EMITTER", "EXPORTS", "FRAMEWORK", "SIDES", "WEIGHTS", "custom_objects"]
 
 
 def custom_objects() -> dict[str, Any]:
@@ -31,4 +31,8 @@ def __getattr__(name: str) -> Any:
         from .backend import BACKEND
 
         return BACKEND
+    if name == "WEIGHTS":  # its weights files, read and written through the framework only when used
+        from .weights_file import WEIGHTS
+
+        return WEIGHTS
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -250,25 +250,6 @@ class KerasBackend:
             x = np.random.default_rng(0).standard_normal((2, *network.input_shape), dtype=np.float32)
             return {k: tuple(v.shape[1:]) for k, v in self.outputs(model, network, x).items()}
 
-    def weights_file_layout(self, model: Any, network: Network) -> list[tuple[str, tuple[int, ...], str]]:
-        """(dataset path, shape, IR layer) of every array ``model.save_weights`` writes, in file order.
-
-        Keras 3 names a functional model's layers in its ``.weights.h5`` by class (``conv2d_12``), not
-        by layer name, so a file fits a model only position by position; this lists the positions.
-        """
-        used: dict[str, int] = {}
-        ir_names = {keras_name(x.name): x.name for x in network.layers()}
-        out = []
-        for layer in model.layers:
-            base = _snake(type(layer).__name__)
-            used[base] = used.get(base, -1) + 1
-            key = base if used[base] == 0 else f"{base}_{used[base]}"
-            for i, var in enumerate(layer.weights):
-                out.append(
-                    (f"layers/{key}/vars/{i}", tuple(int(d) for d in var.shape), ir_names.get(layer.name, layer.name))
-                )
-        return out
-
 
 # The objects of templates/objects.py.j2, as custom_objects.py.j2 defines all of them.
 CUSTOM_OBJECTS = ("ResNet", "NegInfPadding2D", "CeilAveragePooling2D", "exact_gelu", "leaky_relu")
@@ -352,13 +333,6 @@ def _from_torch(layer: AnyLayer, tensors: dict[str, Any]) -> list[Any]:
             raise ValueError(f"{layer.name}: IR {layer.kind} layers hold no weights")
         case _:
             assert_never(layer)
-
-
-def _snake(name: str) -> str:
-    """Keras' own class-name to file-key rule (``BatchNormalization`` -> ``batch_normalization``)."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def _channels_first(array: Any) -> Any:

@@ -16,7 +16,7 @@ SIDES = ("export", "bench")
 FRAMEWORK = "torch"  # the module whose models are this backend's (registry.backend_of)
 EXPORTS = ("onnx", "torchscript", "exported-program")
 
-__all__ = ["BACKEND", "EMITTER", "EXPORTS", "FRAMEWORK", "SIDES"]
+__all__ = ["BACKEND", "EMITTER", "EXPORTS", "FRAMEWORK", "SIDES", "WEIGHTS"]
 
 
 def __getattr__(name: str) -> Any:
@@ -24,4 +24,8 @@ def __getattr__(name: str) -> Any:
         from .backend import BACKEND
 
         return BACKEND
+    if name == "WEIGHTS":  # its weights files, read and written through the framework only when used
+        from .weights_file import WEIGHTS
+
+        return WEIGHTS
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,7 +17,7 @@ from archgen import live
 from archgen.codegen.emit import render
 from archgen.errors import MissingFramework, OptionError, RunError, memory_guard
 from archgen.ir import Network, Shape
-from archgen.runtime.port import Weights
+from archgen.registry import Weights
 
 
 def check_device(device: str | None) -> torch.device | None:
@@ -162,18 +162,6 @@ class TorchBackend:
                         raise ValueError(f"{name}.{key}: shape {value.shape} does not fit {tuple(target.shape)}")
                     target.copy_(torch.from_numpy(value).to(target.dtype))
 
-    def load_state_dict_file(self, path: Any) -> dict[str, Any]:
-        """A state_dict file (.pth/.pt/.bin, unpickled with weights_only=True) as numpy arrays."""
-        from .checkpoint import load_state_dict
-
-        state: dict[str, Any] = load_state_dict(path)
-        return state
-
-    def save_state_dict_file(self, state: dict[str, Any], path: Any) -> None:
-        from .checkpoint import save_state_dict
-
-        save_state_dict(state, path)
-
     def counts(self, model: nn.Module) -> tuple[int, int]:
         params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         stats = sum(
@@ -228,7 +216,7 @@ def state_dict(weights: Weights, network: Network) -> dict[str, torch.Tensor]:
     are float32 already, with the norms' step counters."""
     import numpy as np
 
-    from archgen.runtime.port import flatten
+    from archgen.runtime.weights import flatten
 
     out = {}
     for key, value in flatten(weights, network).items():

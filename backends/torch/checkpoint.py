@@ -17,7 +17,7 @@ from archgen.errors import CheckpointError, Problem
 from archgen.runtime.checkpoint_files import Unloadable, check_torch_archive, open_regular, unloadable_dtype
 
 # Levels of dicts whose tensors are converted: the file's top level and one wrapper below it
-# (``{"state_dict": {...}}``), the only places archgen.runtime.port looks for the state_dict. Deeper values
+# (``{"state_dict": {...}}``), the only places ``weights_file.read_state`` looks for the state_dict. Deeper values
 # (an optimizer's state) stay as they are, and a deeply nested file costs no recursion.
 _LEVELS = 2
 
