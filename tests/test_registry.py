@@ -3,6 +3,8 @@ and a backend's export and bench modules, all found through what each backend pa
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torchvision
@@ -46,3 +48,11 @@ def test_a_backends_sides_are_its_declared_modules() -> None:
     assert registry.side("keras", "export").__name__ == "archgen.backends.keras.export"
     with pytest.raises(OptionError, match=r"^the torch backend has no train; backends with one: none$"):
         registry.side("torch", "train")
+
+
+def test_a_weights_file_belongs_to_the_backend_its_name_says() -> None:
+    """port and --weights find a file's backend by its name (each package's WEIGHTS.suffixes)."""
+    owners = {name: registry.weights_owner(Path(name)) for name in ("r.pth", "r.bin", "r.safetensors", "r.weights.h5")}
+    assert owners == {"r.pth": "torch", "r.bin": "torch", "r.safetensors": "torch", "r.weights.h5": "keras"}
+    assert registry.weights_owner(Path("r.h5")) is None and registry.weights_owner(Path("r.onnx")) is None
+    assert registry.weighing() == ["keras", "torch"]
