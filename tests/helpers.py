@@ -9,11 +9,12 @@ be imported.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,11 +31,60 @@ SPEC_NAMES = [p.stem for p in SPEC_FILES]
 
 # Expensive variants (every spec where CI runs a representative set): ARCHGEN_EXPENSIVE=1 (README, "Tests").
 EXPENSIVE = os.environ.get("ARCHGEN_EXPENSIVE") == "1"
-# The two deepest specs are ResNet-RS-270 deepened (tests/test_specs.py asserts that only their depths and
-# input size differ from it): the tests that run every spec's function run them with ARCHGEN_EXPENSIVE=1
-# only (3-4 min of CI's 2 cores); their counts, shapes and emitted files are checked in every run.
+# The two deepest specs are ResNet-RS-270 deepened (tests/test_diff.py asserts that only their depths and
+# input size differ from it).
 DEEPENED = {"resnetrs350": "resnetrs270", "resnetrs420": "resnetrs270"}
-FUNCTION_SPECS = SPEC_NAMES if EXPENSIVE else [n for n in SPEC_NAMES if n not in DEEPENED]
+
+
+def design_of(network: Any) -> str:
+    """What makes two specs the same design: the resolved spec without its name, texts, init (tests
+    randomise the weights), input size, stage depths and every width (channel counts, which the cheap
+    tests check for every spec), and with rates reduced to whether they are there; a grouped conv stays
+    a grouped conv. Specs of one design run the same code with other numbers."""
+    import json
+
+    resolved = json.loads(json.dumps(network.resolved))
+
+    def block(b: dict[str, Any]) -> dict[str, Any]:
+        b = {k: v for k, v in b.items() if k not in ("base_width", "width_factor")}
+        return b | {"groups": min(b.get("groups", 1), 2)}
+
+    for key in ("name", "description", "extends", "tweaks", "init"):
+        resolved.pop(key, None)
+    resolved["block"] = block(resolved["block"])
+    resolved["stages"] = [{"stride": s["stride"], "block": block(s["block"])} for s in resolved["stages"]]
+    if "widths" in resolved["stem"]:
+        resolved["stem"]["widths"] = len(resolved["stem"]["widths"])
+    resolved["stem"].pop("width", None)
+    resolved["input"].pop("size", None)
+    for part, rate in (("head", "dropout"), ("drop_path", "rate")):  # a rate is a number, its presence a design
+        if rate in (resolved.get(part) or {}):
+            resolved[part][rate] = resolved[part][rate] > 0
+    return json.dumps(resolved, sort_keys=True)
+
+
+def design_specs(names: list[str]) -> list[str]:
+    """The smallest spec (fewest parameters, two or more blocks a stage where one has) of each design among
+    ``names``."""
+    import archgen
+
+    best: dict[str, tuple[bool, int, str]] = {}
+    for name in names:
+        _, network = archgen.compile_spec(SPEC_DIR / f"{name}.yaml")
+        key = design_of(network)
+        # a stage of one block runs no identity-shortcut block: a spec with two or more per stage first
+        rank = (min(len(s.blocks) for s in network.stages) < 2, network.params, name)
+        if key not in best or rank < best[key]:
+            best[key] = rank
+    return sorted(name for *_, name in best.values())
+
+
+# The tests that build and run a model of every spec (emitted files, Keras builds, the two backends'
+# function, the model API) run one spec of each design (its smallest), every spec with
+# ARCHGEN_EXPENSIVE=1; the cheap ones (counts, names and shapes against the references, schema,
+# diagrams) run every spec in every run.
+DESIGN_SPECS = design_specs(SPEC_NAMES)
+FUNCTION_SPECS = SPEC_NAMES if EXPENSIVE else DESIGN_SPECS
 
 
 def spec_path(name: str) -> Path:
@@ -209,3 +259,42 @@ def random_resnet18_checkpoint(folder: Path, size: int, classes: int = 10) -> tu
     path = folder / f"resnet18_{classes}.pth"
     torch.save(model.state_dict(), path)
     return model, path
+
+
+@contextlib.contextmanager
+def exact_math(device: str) -> Iterator[None]:
+    """Full float32 on CUDA (no TF32), so a tight tolerance means something there too."""
+    import torch
+
+    if device != "cuda":
+        yield
+        return
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def assert_same_outputs(ref: Any, ours: Any, device: str, seed: int, size: int, batch: int = 2) -> None:
+    """Run both (eval, same random batch) on ``device``; outputs must agree and carry signal."""
+    import torch
+
+    ref.to(device).eval()
+    ours.to(device).eval()
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn((batch, 3, size, size), generator=gen).to(device)
+    with torch.no_grad(), exact_math(device):
+        expected = ref(x)
+        got = ours(x)
+    assert got.shape == expected.shape
+    assert torch.isfinite(expected).all()
+    # Not degenerate: the logits vary within a sample and between the two samples.
+    assert expected.std().item() > 1e-3
+    assert (expected[0] - expected[1]).abs().max().item() > 1e-3
+    scale = expected.abs().max().item()
+    diff = (got - expected).abs().max().item()
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-5 * scale), (
+        f"max |diff| {diff:.3g} (logit scale {scale:.3g})"
+    )

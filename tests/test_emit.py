@@ -13,7 +13,7 @@ import pytest
 import torch
 from archgen.backends.torch import BACKEND
 from archgen.backends.torch.randomize import randomize_
-from helpers import ROOT, SPEC_NAMES, invoke, spec_path
+from helpers import FUNCTION_SPECS, ROOT, SPEC_NAMES, invoke, spec_path
 
 import archgen
 from archgen.codegen.emit import emit
@@ -57,7 +57,7 @@ def run_standalone(path: Path, result: Path) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("name", SPEC_NAMES)
+@pytest.mark.parametrize("name", FUNCTION_SPECS)
 def test_emitted_file_runs_alone_and_equals_the_live_model(name: str, tmp_path: Path) -> None:
     path = GENERATED / f"{name}_torch.py"
     counts = run_standalone(path, tmp_path / "result.pt")

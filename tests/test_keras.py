@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from archgen.backends.keras import BACKEND as KERAS
 from archgen.backends.torch import BACKEND as TORCH
-from helpers import FUNCTION_SPECS, ROOT, SPEC_NAMES, spec_path
+from helpers import FUNCTION_SPECS, ROOT, spec_path
 
 import archgen
 from archgen.runtime.compare import Comparison, compare, compare_models
@@ -41,7 +41,7 @@ def relative_error(name: str, dtype: str) -> float:
     return comparison(name, dtype).worst
 
 
-@pytest.mark.parametrize("name", SPEC_NAMES)
+@pytest.mark.parametrize("name", FUNCTION_SPECS)
 def test_keras_model_matches_ir(name: str) -> None:
     _, network = archgen.compile_spec(spec_path(name), input_size=SIZE)
     model = KERAS.build(network)

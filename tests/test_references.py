@@ -15,13 +15,11 @@ init; nothing here is computed by archgen and then compared with itself.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 
 import pytest
 from archgen.backends.torch.randomize import randomize_
-from helpers import KERAS_APPS, TF_KERAS_APPS, TORCH_REFS, TORCHVISION_FLOPS, TorchRef, spec_path
+from helpers import KERAS_APPS, TF_KERAS_APPS, TORCH_REFS, TORCHVISION_FLOPS, TorchRef, assert_same_outputs, spec_path
 
 import archgen
 
@@ -56,45 +54,6 @@ def _torch_counts(model) -> tuple[int, int]:
 
 def _weights_size(weights) -> int:
     return sum(math.prod(int(d) for d in w.shape) for w in weights)
-
-
-@contextlib.contextmanager
-def _exact_math(device: str) -> Iterator[None]:
-    """Full float32 on CUDA (no TF32), so a tight tolerance means something there too."""
-    import torch
-
-    if device != "cuda":
-        yield
-        return
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
-def _assert_same_outputs(ref, ours, device: str, seed: int) -> None:
-    """Run both (eval, same random batch) on ``device``; outputs must agree and carry signal."""
-    import torch
-
-    ref.to(device).eval()
-    ours.to(device).eval()
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn((BATCH, 3, SIZE, SIZE), generator=gen).to(device)
-    with torch.no_grad(), _exact_math(device):
-        expected = ref(x)
-        got = ours(x)
-    assert got.shape == expected.shape
-    assert torch.isfinite(expected).all()
-    # Not degenerate: the logits vary within a sample and between the two samples.
-    assert expected.std().item() > 1e-3
-    assert (expected[0] - expected[1]).abs().max().item() > 1e-3
-    scale = expected.abs().max().item()
-    diff = (got - expected).abs().max().item()
-    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-5 * scale), (
-        f"max |diff| {diff:.3g} (logit scale {scale:.3g})"
-    )
 
 
 # -- counts ---------------------------------------------------------------------
@@ -155,7 +114,7 @@ def test_reference_state_dict_loads_strictly_and_outputs_match(ref: TorchRef, de
     randomize_(model, (3, SIZE, SIZE), seed=1)
     ours = archgen.build(spec_path(ref.spec), input_size=SIZE)
     ours.load_state_dict(model.state_dict(), strict=True)
-    _assert_same_outputs(model, ours, device, seed=2)
+    assert_same_outputs(model, ours, device, seed=2, size=SIZE, batch=BATCH)
 
 
 def _in_fastai_order(keys: list[str]) -> list[str]:
@@ -206,7 +165,7 @@ def test_fastai_weights_map_by_order_and_outputs_match(ref: TorchRef, device: st
         assert shapes[0] == shapes[1], (their_key, key, shapes)
         mapped[key] = tensor
     ours.load_state_dict(mapped, strict=True)
-    _assert_same_outputs(model, ours, device, seed=4)
+    assert_same_outputs(model, ours, device, seed=4, size=SIZE, batch=BATCH)
 
 
 # -- FLOPs ----------------------------------------------------------------------

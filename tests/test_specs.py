@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 from archgen.backends.torch import BACKEND
-from helpers import SPEC_NAMES, spec_path
+from helpers import FUNCTION_SPECS, spec_path
 
 import archgen
 
 pytestmark = [pytest.mark.torch]
 
 
-@pytest.mark.parametrize("name", SPEC_NAMES)
+@pytest.mark.parametrize("name", FUNCTION_SPECS)
 def test_model_matches_ir(name: str, device: str) -> None:
     _, network = archgen.compile_spec(spec_path(name))
     model = BACKEND.build(network, device=device)

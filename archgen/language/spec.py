@@ -56,8 +56,11 @@ Stride = Annotated[Count, Field(le=MAX_STRIDE)]
 Real = Annotated[float, Strict()]
 Fraction = Annotated[float, Strict(), Field(ge=0.0, lt=1.0)]
 
-# Depths of the four standard stages, by network depth (torchvision, timm, ResNet-RS).
+# Depths of the four standard stages, by network depth (torchvision, timm, ResNet-RS). A depth counts the
+# weighted layers of one block type: 10 and 18 are basic-block networks, 14, 26 and 50 up bottleneck ones.
 DEPTH_PRESETS: dict[int, tuple[int, int, int, int]] = {
+    10: (1, 1, 1, 1),
+    14: (1, 1, 1, 1),
     18: (2, 2, 2, 2),
     26: (2, 2, 2, 2),
     34: (3, 4, 6, 3),
@@ -65,6 +68,7 @@ DEPTH_PRESETS: dict[int, tuple[int, int, int, int]] = {
     101: (3, 4, 23, 3),
     152: (3, 8, 36, 3),
     200: (3, 24, 36, 3),
+    269: (3, 30, 48, 8),
     270: (4, 29, 53, 4),
     350: (4, 36, 72, 4),
     420: (4, 44, 87, 4),
