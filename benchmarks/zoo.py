@@ -65,7 +65,9 @@ def pending_reason(name: str) -> str | None:
 
 
 def shipped() -> set[str]:
-    return {p.stem for p in (ROOT / "specs").glob("*.yaml")}
+    import archgen
+
+    return set(archgen.list_models())
 
 
 def render(models: dict[str, list[str]]) -> str:
@@ -78,7 +80,7 @@ def render(models: dict[str, list[str]]) -> str:
         if name in EXCLUDED:
             continue
         if name in specs:
-            _, network = archgen.compile_spec(ROOT / "specs" / f"{name}.yaml")
+            _, network = archgen.compile_spec(name)
             flops = f"{network.flops / 1e9:.2f}"
             rows.append(f"| `{name}` | {library} | {network.params:,} | {flops} | reproduced: `specs/{name}.yaml` |")
             done += 1

@@ -10,6 +10,7 @@ be imported.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import resource
 import subprocess
@@ -63,14 +64,20 @@ def design_of(network: Any) -> str:
     return json.dumps(resolved, sort_keys=True)
 
 
+@functools.cache
+def _network(name: str) -> Any:
+    """A shipped spec's network, compiled once per process (the design lists are taken at collection)."""
+    import archgen
+
+    return archgen.compile_spec(SPEC_DIR / f"{name}.yaml")[1]
+
+
 def design_specs(names: list[str]) -> list[str]:
     """The smallest spec (fewest parameters, two or more blocks a stage where one has) of each design among
     ``names``."""
-    import archgen
-
     best: dict[str, tuple[bool, int, str]] = {}
     for name in names:
-        _, network = archgen.compile_spec(SPEC_DIR / f"{name}.yaml")
+        network = _network(name)
         key = design_of(network)
         # a stage of one block runs no identity-shortcut block: a spec with two or more per stage first
         rank = (min(len(s.blocks) for s in network.stages) < 2, network.params, name)

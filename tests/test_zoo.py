@@ -12,13 +12,11 @@ give the same logits.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import torch
-import torchvision
+import torchvision  # noqa: F401  (before anything imports tensorflow: see conftest.py)
 from archgen.backends.torch.randomize import randomize_
-from helpers import ROOT, assert_same_outputs, design_specs, import_file, spec_path
+from helpers import ROOT, TorchRef, assert_same_outputs, design_specs, import_file, spec_path
 
 import archgen
 from archgen.runtime.weights import expected_tensors, optional_keys
@@ -30,14 +28,6 @@ MODELS: dict[str, list[str]] = ZOO.registry()
 SHIPPED = ZOO.shipped()
 REPRODUCED = [name for name in MODELS if name in SHIPPED]
 SIZE = 32  # the deep check's input: small, and every stage still sees at least 1x1
-
-
-def _reference(library: str, name: str) -> Any:
-    if library == "torchvision":
-        return getattr(torchvision.models, name)(weights=None)
-    import timm
-
-    return timm.create_model(name, pretrained=False)
 
 
 def test_every_registry_model_is_reproduced_or_pending() -> None:
@@ -57,7 +47,7 @@ def test_docs_zoo_md_is_current() -> None:
 @pytest.mark.parametrize(("library", "name"), [(lib, n) for n in REPRODUCED for lib in MODELS[n]], ids=lambda v: str(v))
 def test_a_zoo_spec_has_its_references_counts_and_state_dict(library: str, name: str) -> None:
     with torch.device("meta"):
-        reference = _reference(library, name)
+        reference = TorchRef(library, name, name).build()
     _, network = archgen.compile_spec(spec_path(name))
     params = sum(p.numel() for p in reference.parameters() if p.requires_grad)
     stats = sum(b.numel() for key, b in reference.state_dict().items() if key.endswith(("running_mean", "running_var")))
@@ -71,8 +61,7 @@ def test_a_zoo_spec_has_its_references_counts_and_state_dict(library: str, name:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", design_specs(REPRODUCED))
 def test_each_zoo_design_loads_strictly_and_computes_the_same(name: str, device: str) -> None:
-    library = MODELS[name][0]
-    reference = _reference(library, name)
+    reference = TorchRef(MODELS[name][0], name, name).build()
     randomize_(reference, (3, SIZE, SIZE), seed=1)
     ours = archgen.build(spec_path(name), input_size=SIZE)
     ours.load_state_dict(reference.state_dict(), strict=True)

@@ -212,14 +212,19 @@ class TorchBackend:
 
 
 def state_dict(weights: Weights, network: Network) -> dict[str, torch.Tensor]:
-    """A torch state_dict of ``weights`` (numpy, PyTorch's layout) without copies where the arrays
-    are float32 already, with the norms' step counters."""
-    import numpy as np
-
+    """A torch state_dict of ``weights`` (numpy, PyTorch's layout), with the norms' step counters."""
     from archgen.runtime.weights import flatten
 
+    return tensors(flatten(weights, network))
+
+
+def tensors(state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """A flat state_dict of numpy arrays as float32 tensors (the step counters as they are), without
+    copies where the arrays are float32 already."""
+    import numpy as np
+
     out = {}
-    for key, value in flatten(weights, network).items():
+    for key, value in state.items():
         array = np.require(value, requirements=("C", "W"))  # torch.from_numpy wants writable memory
         tensor = torch.from_numpy(array)
         out[key] = tensor if key.endswith("num_batches_tracked") else tensor.to(torch.float32)

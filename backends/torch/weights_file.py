@@ -57,14 +57,12 @@ class StateDictFile:
         return check_state(read_state(path), network, path)
 
     def load(self, path: Path, network: Network) -> Any:
-        import torch
-
-        from .backend import BACKEND
+        from .backend import BACKEND, tensors
 
         state = read_state(path)
         check_state(state, network, path)
         model = BACKEND.build(network)
-        model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()}, strict=True)
+        model.load_state_dict(tensors(state), strict=True)  # the file's own keys, as a user loads them
         return model
 
     def write(
