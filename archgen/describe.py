@@ -14,6 +14,7 @@ from .ir import (
     Attention,
     AttentionDesign,
     AvgPool,
+    BlurPool,
     Conv,
     Dropout,
     DropPath,
@@ -34,7 +35,7 @@ def rate_text(rate: float) -> str:
     return f"{rate:.4g}"
 
 
-def kernel_text(layer: Conv | MaxPool | AvgPool) -> str:
+def kernel_text(layer: Conv | MaxPool | AvgPool | BlurPool) -> str:
     """``3x3/2``: kernel, and stride where it is not 1 (``5`` for a 1-D conv's)."""
     dims = layer.dims if isinstance(layer, Conv) else 2
     return "x".join([str(layer.kernel)] * dims) + (f"/{layer.stride}" if layer.stride != 1 else "")
@@ -59,7 +60,10 @@ def op_text(layer: AnyLayer) -> str:
         case AvgPool() if layer.pad_after:
             return f"AvgPool2d {layer.kernel}x{layer.kernel} same"
         case AvgPool():
-            return f"AvgPool2d {layer.kernel}x{layer.kernel}/{layer.stride} ceil"
+            return f"AvgPool2d {layer.kernel}x{layer.kernel}/{layer.stride}" + (" ceil" if layer.ceil_mode else "")
+        case BlurPool():
+            pad = " zero-padded" if layer.pad_mode == "zero" else ""
+            return f"BlurPool2d {layer.kernel}x{layer.kernel}/{layer.stride}{pad}"
         case GlobalPool():
             return f"GlobalPool {layer.pool}"
         case Dropout():
@@ -88,6 +92,8 @@ def layer_text(layer: AnyLayer) -> str:
             return f"max pool {kernel_text(layer)}"
         case AvgPool():
             return f"avg pool {kernel_text(layer)}" + (" (same)" if layer.pad_after else "")
+        case BlurPool():
+            return f"blur pool {kernel_text(layer)}"
         case GlobalPool():
             return f"global {layer.pool} pool"
         case Dropout():

@@ -41,9 +41,6 @@ PENDING: dict[str, str] = {
     "resnet50_gn": "group norm (`norm: group`)",
     "*_pruned": "per-block widths (the pruned models' irregular channel counts)",
     "senet154": "senet154's stem and shortcuts (`block_reduce_first`, a 3x3 downsample conv)",
-    "resnetblur*": "blur-pool anti-aliased downsampling",
-    "*resnetaa*": "average-pool anti-aliased downsampling (`aa` variants)",
-    "seresnextaa*": "average-pool anti-aliased downsampling (`aa` variants)",
 }
 
 

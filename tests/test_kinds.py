@@ -10,6 +10,7 @@ compared. A kind added to a union without a sample here fails the first test.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, get_args
 
@@ -27,6 +28,7 @@ from archgen.ir import (
     AnyLayer,
     AnyPart,
     AvgPool,
+    BlurPool,
     Conv,
     Dropout,
     DropPath,
@@ -61,6 +63,9 @@ SAMPLES: dict[type, AnyLayer] = {
     Act: Act(name="s.act", in_shape=(6, 4, 4), out_shape=(6, 4, 4), fn="silu"),
     MaxPool: MaxPool(name="s.pool", in_shape=(6, 4, 4), out_shape=(6, 2, 2), kernel=3, stride=2, padding=1),
     AvgPool: AvgPool(name="s.avg", in_shape=(6, 4, 4), out_shape=(6, 2, 2), kernel=2, stride=2),
+    BlurPool: BlurPool(
+        name="s.aa", in_shape=(6, 4, 4), out_shape=(6, 2, 2), flops=4 * 6 * 9, channels=6, kernel=3, stride=2, padding=1
+    ),
     GlobalPool: GlobalPool(name="global_pool", in_shape=(6, 2, 2), out_shape=(6,)),
     Dropout: Dropout(name="dropout", in_shape=(6,), out_shape=(6,), rate=0.25),
     DropPath: DropPath(name="s.drop_path", in_shape=(6, 4, 4), out_shape=(6, 4, 4), rate=0.05),
@@ -80,8 +85,12 @@ CONV1D = Conv(
     padding=2,
     dims=1,
 )
-# Layers only a block holds: the stem and head writers of both backends refuse them by name.
+# Layers only a block holds: the stem and head writers of both backends refuse them by name (the sample
+# average pool is a ResNet-D shortcut's, ceil mode; a stem's anti-aliasing one is floor mode).
 BLOCK_ONLY = {AvgPool, DropPath}
+FLOOR_AVG = AvgPool(
+    name="maxpool", in_shape=(6, 5, 5), out_shape=(6, 2, 2), kernel=2, stride=2, ceil_mode=False, count_include_pad=True
+)
 
 
 def test_every_kind_of_layer_has_a_sample() -> None:
@@ -110,6 +119,13 @@ def test_the_words_name_what_differs() -> None:
     assert describe.layer_text(conv) == "conv 3x3/2 4→6, 2 groups, bias"
     assert describe.op_text(SAMPLES[DropPath]) == "DropPath 0.05"
     assert describe.layer_text(SAMPLES[Act]) == "silu" and describe.op_text(SAMPLES[Act]) == "SiLU"
+    assert (
+        describe.op_text(SAMPLES[AvgPool]) == "AvgPool2d 2x2/2 ceil"
+        and describe.op_text(FLOOR_AVG) == "AvgPool2d 2x2/2"
+    )
+    zero = dataclasses.replace(SAMPLES[BlurPool], pad_mode="zero")
+    assert describe.op_text(SAMPLES[BlurPool]) == "BlurPool2d 3x3/2"
+    assert describe.op_text(zero) == "BlurPool2d 3x3/2 zero-padded"
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.__name__)
@@ -165,7 +181,15 @@ def test_the_stem_and_head_writers_know_every_kind(kind: type, writer: str) -> N
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.__name__)
 def test_every_kind_has_a_stride(kind: type) -> None:
     layer = SAMPLES[kind]
-    assert stride_of(layer) == (2 if kind in (Conv, MaxPool, AvgPool) else 1)
+    assert stride_of(layer) == (2 if kind in (Conv, MaxPool, AvgPool, BlurPool) else 1)
+
+
+def test_the_stem_writers_take_an_anti_aliasing_pool() -> None:
+    """A stem's pools of anti-aliasing: the floor-mode 2x2 average (timm's resnetaa), the blur pool."""
+    assert torch_emit.module(FLOOR_AVG, "relu") == "nn.AvgPool2d(2)"
+    assert keras_emit.apply(FLOOR_AVG, "relu") == 'x = layers.AveragePooling2D(2, 2, name="maxpool")(x)'
+    assert torch_emit.module(SAMPLES[BlurPool], "relu") == 'BlurPool2d(6, 2, 3, "reflect")'
+    assert keras_emit.apply(SAMPLES[BlurPool], "relu") == 'x = BlurPool2D(2, 3, "reflect", name="s_aa")(x)'
 
 
 # -- parts ------------------------------------------------------------------------------------------------------
@@ -173,6 +197,7 @@ def test_every_kind_has_a_stride(kind: type) -> None:
 PART_EXAMPLES: dict[str, tuple[str, list[str]]] = {
     "ConvUnit": ("resnet18", []),
     "Attention": ("seresnet50", []),
+    "AntiAlias": ("resnetblur18", []),
     "StochasticDepth": ("resnet50d", ["drop_path.rate=0.1"]),
     "Shortcut": ("resnet50d", []),
     "PostAct": ("resnet50", []),

@@ -34,6 +34,7 @@ from ..ir import (
     AttentionDesign,
     AvgPool,
     BlockDesign,
+    BlurPool,
     Conv,
     ConvSlot,
     DropPathOptions,
@@ -330,6 +331,10 @@ def _uses(network: Network, blocks: list[BlockClass]) -> set[str]:
     for b in blocks:
         if b.attn is not None:
             uses.update(b.attn.uses)
+        if b.design.anti_alias is not None and b.design.anti_alias.kind == "blur":
+            uses.add("blur_pool")
+    if any(isinstance(x, BlurPool) for x in network.stem):
+        uses.add("blur_pool")
     for layer in (*network.stem, *network.head):
         if isinstance(layer, MaxPool):
             uses.add("max_pool")

@@ -25,6 +25,8 @@ from typing import Any, Literal, assert_never, cast
 from ..errors import Problem, SpecError, dotted
 from ..ir import (
     Act,
+    AntiAlias,
+    AntiAliasDesign,
     AnyLayer,
     Attention,
     AttentionDesign,
@@ -32,6 +34,7 @@ from ..ir import (
     Block,
     BlockDesign,
     BlockPart,
+    BlurPool,
     Classifier,
     Conv,
     ConvSlot,
@@ -66,8 +69,11 @@ from ..ir import (
 )
 from ..language.spec import (
     MAX_INPUT_SIZE,
+    AntiAliasSpec,
     AttentionSpec,
+    AvgAntiAlias,
     BasicBlock,
+    BlurAntiAlias,
     BottleneckBlock,
     ClassicStem,
     ClassifierHead,
@@ -254,6 +260,71 @@ def same_avg_pool(name: str, shape: Shape) -> AvgPool:
     return AvgPool(name=name, in_shape=shape, out_shape=shape, kernel=2, stride=1, ceil_mode=False, pad_after=1)
 
 
+def floor_avg_pool(r: Rules, name: str, shape: Shape, stride: int) -> AvgPool:
+    """PyTorch's ``AvgPool2d(stride)``: stride x stride windows from the top-left, a last partial one dropped
+    (timm's average-pool anti-aliasing)."""
+    c, h, w = shape
+    out = pooled_size(h, stride, stride, 0), pooled_size(w, stride, stride, 0)
+    check_size(r, name, (h, w), out, "an anti-aliasing avg pool", stride)
+    return AvgPool(
+        name=name,
+        in_shape=shape,
+        out_shape=(c, *out),
+        kernel=stride,
+        stride=stride,
+        ceil_mode=False,
+        count_include_pad=True,
+    )
+
+
+def blur_pool(r: Rules, name: str, shape: Shape, kernel: int, stride: int, pad_mode: str) -> BlurPool:
+    """timm's ``BlurPool2d``: padded by ``(stride - 1 + kernel - 1) // 2`` (its get_padding), a depthwise
+    binomial blur, strided. A reflected border needs more pixels than the padding, as PyTorch's ``F.pad``."""
+    c, h, w = shape
+    pad = (stride - 1 + kernel - 1) // 2
+    if pad_mode == "reflect" and min(h, w) <= pad:
+        raise Refused(
+            f"{name}: a blur pool reflects a border of {pad} pixel{'s' if pad > 1 else ''}, which needs a larger map; the "
+            f"{r.size} input leaves {h}x{w} here (a larger input, or anti_alias padding: zero)",
+            ("input", "size"),
+        )
+    oh, ow = pooled_size(h, kernel, stride, pad), pooled_size(w, kernel, stride, pad)
+    check_size(r, name, (h, w), (oh, ow), "a blur pool", stride)
+    mode: Literal["reflect", "zero"] = "zero" if pad_mode == "zero" else "reflect"
+    return BlurPool(
+        name=name,
+        in_shape=shape,
+        out_shape=(c, oh, ow),
+        flops=oh * ow * c * kernel * kernel,  # a depthwise conv of a fixed filter
+        channels=c,
+        kernel=kernel,
+        stride=stride,
+        padding=pad,
+        pad_mode=mode,
+    )
+
+
+def anti_alias_design(spec: AntiAliasSpec) -> AntiAliasDesign:
+    match spec:
+        case AvgAntiAlias():
+            return AntiAliasDesign("avg")
+        case BlurAntiAlias():
+            return AntiAliasDesign("blur", spec.kernel, spec.padding)
+        case _:
+            assert_never(spec)
+
+
+def anti_alias_layer(r: Rules, name: str, shape: Shape, design: AntiAliasDesign, stride: int) -> AvgPool | BlurPool:
+    """The layer that takes a stride after the layer that had it, by kind."""
+    match design.kind:
+        case "avg":
+            return floor_avg_pool(r, name, shape, stride)
+        case "blur":
+            return blur_pool(r, name, shape, design.kernel, stride, design.padding)
+        case _:
+            assert_never(design.kind)
+
+
 # -- sections ---------------------------------------------------------------------------------------------------
 def stem_parts(spec: Spec, r: Rules, shape: Shape) -> list[StemPart]:
     """The stem's convs by its kind, then its pool."""
@@ -304,15 +375,26 @@ def deep_stem(spec: Spec, r: Rules, shape: Shape, stem: DeepStem) -> StemConvs:
 
 
 def stem_pool(r: Rules, shape: Shape, stem: ClassicStem | DeepStem) -> StemPool | None:
-    """The stem's downsampling after its convs (the module ``maxpool``), by kind."""
+    """The stem's downsampling after its convs (the module ``maxpool``), by kind; anti-aliased as timm's
+    ResNet does it (an average pool replaces the max pool; a blur follows a stride-1 max pool or conv)."""
+    aa = None if stem.anti_alias is None else anti_alias_design(stem.anti_alias)
     match stem.pool:
+        case "max" if aa is not None and aa.kind == "avg":
+            return StemPool(layers=(floor_avg_pool(r, "maxpool", shape, 2),), kind="avg")
+        case "max" if aa is not None:
+            pool = max_pool(r, "maxpool.0", shape, 3, 1, 1, stem.pool_padding)
+            return StemPool(layers=(pool, anti_alias_layer(r, "maxpool.1", shape, aa, 2)), kind="max")
         case "max":
             return StemPool(layers=(max_pool(r, "maxpool", shape, 3, 2, 1, stem.pool_padding),), kind="max")
         case "conv":  # ResNet-RS: a strided 3x3 conv, norm, act
-            pool_conv = conv(r, "maxpool.0", shape, shape[0], 3, 2, bias=r.bias(True), field=("stem",))
-            pool_norm = norm(r, "maxpool.1", pool_conv.out_shape)
-            pool_act = act("maxpool.2", pool_norm.out_shape, r.act)
-            return StemPool(layers=(pool_conv, pool_norm, pool_act), kind="conv")
+            layers: list[AnyLayer] = [
+                conv(r, "maxpool.0", shape, shape[0], 3, 1 if aa else 2, bias=r.bias(True), field=("stem",))
+            ]
+            if aa is not None:
+                layers.append(anti_alias_layer(r, "maxpool.1", shape, aa, 2))
+            layers.append(norm(r, f"maxpool.{len(layers)}", layers[-1].out_shape))
+            layers.append(act(f"maxpool.{len(layers)}", layers[-1].out_shape, r.act))
+            return StemPool(layers=tuple(layers), kind="conv")
         case "none":
             return None
         case _:
@@ -321,7 +403,7 @@ def stem_pool(r: Rules, shape: Shape, stem: ClassicStem | DeepStem) -> StemPool 
 
 def stride_of(layer: AnyLayer) -> int:
     match layer:
-        case Conv() | MaxPool() | AvgPool():
+        case Conv() | MaxPool() | AvgPool() | BlurPool():
             return layer.stride
         case Norm() | Act() | GlobalPool() | Dropout() | DropPath() | Linear():
             return 1
@@ -388,7 +470,8 @@ def block_design(block: BlockSpec, r: Rules, zero_init_last: bool) -> BlockDesig
     attn = None if spec_attn is None else attention_design(spec_attn)
     n = len(convs)
     zero = (f"conv{n}" if preact else f"bn{n}") if zero_init_last else None
-    return BlockDesign(block.type, preact, convs, shortcut, attn, zero, stride_last)
+    aa = None if block.anti_alias is None else anti_alias_design(block.anti_alias)
+    return BlockDesign(block.type, preact, convs, shortcut, attn, aa, zero, stride_last)
 
 
 def mid_channels(block: BlockSpec, width: int, name: str, field: Path_) -> int:
@@ -483,6 +566,13 @@ def shortcut_layers(
             )
         case _:
             assert_never(sc.kind)
+    if layers[-1].out_shape != out and design.anti_alias is not None:
+        raise Refused(
+            f"{name}: the shortcut gives {layers[-1].out_shape} but the anti-aliased residual branch gives {out}: "
+            "an average pool drops the last row and column of an odd map, and a blur of even size pads unevenly "
+            "(timm's models fail there too); use an input whose maps stay even, such as a multiple of 32",
+            (*field, "block", "anti_alias"),
+        )
     if layers[-1].out_shape != out:
         raise Refused(f"{name}: shortcut gives {layers[-1].out_shape} but the residual branch gives {out}", where)
     return layers
@@ -540,6 +630,9 @@ def block_layers(
     p = f"{name}."
     parts: list[BlockPart] = []
     cur = shape
+    # timm's rule: where the block is strided, or a dilated stage took its stride, the anti-aliasing layer
+    # follows the strided conv (then at stride 1); elsewhere there is none.
+    aa = design.anti_alias if stride > 1 or dilations[0] != dilations[1] else None
     for slot in design.convs:
         last = slot.index == design.last
         unit: list[AnyLayer] = []
@@ -551,7 +644,7 @@ def block_layers(
             cur,
             channels[slot.out_chs],
             slot.kernel,
-            stride if slot.strided else 1,
+            stride if slot.strided and aa is None else 1,
             slot.groups,
             bias=slot.bias,
             field=(*field, "block", "groups"),
@@ -564,6 +657,10 @@ def block_layers(
             if not (last and design.residual):  # a residual block's last act follows the addition
                 unit.append(act(f"{p}act{slot.index}", cur, r.act))
         parts.append(ConvUnit(layers=tuple(unit), index=slot.index))
+        if slot.strided and aa is not None:
+            pool = anti_alias_layer(r, f"{p}aa", cur, aa, stride)
+            parts.append(AntiAlias(layers=(pool,), design=aa))
+            cur = pool.out_shape
     if design.residual:
         assert design.shortcut is not None  # residual designs have one
         if design.attn is not None:

@@ -25,12 +25,13 @@ importable from ``archgen.ir``.
 
 from __future__ import annotations
 
-from .designs import AttentionDesign, BlockDesign, ConvSlot, EcaDesign, SEDesign, ShortcutDesign
+from .designs import AntiAliasDesign, AttentionDesign, BlockDesign, ConvSlot, EcaDesign, SEDesign, ShortcutDesign
 from .layers import (
     Act,
     AnyLayer,
     AvgPool,
     BlockKind,
+    BlurPool,
     Conv,
     Dropout,
     DropPath,
@@ -45,6 +46,7 @@ from .layers import (
 )
 from .network import Block, DropPathOptions, FeatureInfo, Fold, InitOptions, Network, NormOptions, Section, Stage
 from .parts import (
+    AntiAlias,
     AnyPart,
     Attention,
     BlockPart,
@@ -65,6 +67,8 @@ from .parts import (
 
 __all__ = [
     "Act",
+    "AntiAlias",
+    "AntiAliasDesign",
     "AnyLayer",
     "AnyPart",
     "Attention",
@@ -74,6 +78,7 @@ __all__ = [
     "BlockDesign",
     "BlockKind",
     "BlockPart",
+    "BlurPool",
     "Classifier",
     "Conv",
     "ConvSlot",

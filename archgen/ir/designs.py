@@ -113,6 +113,17 @@ AttentionDesign = SEDesign | EcaDesign
 
 
 @dataclass(frozen=True)
+class AntiAliasDesign:
+    """Anti-aliased downsampling after a block's strided conv (timm's ``aa_layer``): the conv runs at stride 1
+    and, after its norm and activation, the module ``aa`` takes the stride: a stride x stride average pool
+    (``avg``), or a binomial blur pool of ``kernel`` (``blur``) padded by reflection or with zeros."""
+
+    kind: Literal["avg", "blur"]
+    kernel: int = 3  # the blur's filter size
+    padding: Literal["reflect", "zero"] = "reflect"  # the blur's
+
+
+@dataclass(frozen=True)
 class BlockDesign:
     """What every block of a stage is made of; the same design renders the same block class."""
 
@@ -121,6 +132,7 @@ class BlockDesign:
     convs: tuple[ConvSlot, ...]
     shortcut: ShortcutDesign | None  # None: no shortcut (plain blocks)
     attn: AttentionDesign | None = None  # channel attention on the residual branch
+    anti_alias: AntiAliasDesign | None = None  # after the strided conv's norm and act
     zero_init: str | None = None  # local name of the layer zeroed by init.zero_init_last (bn3, conv3)
     stride_last: bool = False  # the stage's stride sits on its last block rather than its first
     # The inference form (archgen.compiler.fuse): (conv, norm) local names of the unfused design whose norm is

@@ -92,6 +92,20 @@ class AvgPool(Layer):
 
 
 @dataclass(frozen=True, kw_only=True)
+class BlurPool(Layer):
+    """Anti-aliased downsampling (timm's ``BlurPool2d``): each channel padded by ``padding`` (reflected, or
+    zeros), blurred by the fixed ``kernel`` x ``kernel`` binomial filter and strided. No weights: the filter is
+    a non-persistent buffer, which no checkpoint holds."""
+
+    kind: ClassVar[str] = "blur_pool"
+    channels: int
+    kernel: int
+    stride: int
+    padding: int
+    pad_mode: Literal["reflect", "zero"] = "reflect"
+
+
+@dataclass(frozen=True, kw_only=True)
 class GlobalPool(Layer):
     kind: ClassVar[str] = "global_pool"
     pool: Literal["avg", "max"] = "avg"
@@ -120,5 +134,5 @@ class Linear(Layer):
 
 
 # Every kind of layer: a consumer matches over this union and ends with assert_never.
-AnyLayer = Conv | Norm | Act | MaxPool | AvgPool | GlobalPool | Dropout | DropPath | Linear
+AnyLayer = Conv | Norm | Act | MaxPool | AvgPool | BlurPool | GlobalPool | Dropout | DropPath | Linear
 L = TypeVar("L", bound=Layer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-from .designs import AttentionDesign, ShortcutDesign
+from .designs import AntiAliasDesign, AttentionDesign, ShortcutDesign
 from .layers import (
     AnyLayer,
     Conv,
@@ -53,6 +53,14 @@ class ConvUnit(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
+class AntiAlias(Part):
+    """The module ``aa`` after the strided conv's norm and activation: it takes the block's stride (an
+    average or a blur pool), or keeps the size where a dilated stage took the stride away, as timm's does."""
+
+    design: AntiAliasDesign
+
+
+@dataclass(frozen=True, kw_only=True)
 class Attention(Part):
     """Channel attention on the residual branch's output (the module ``se``, as timm names every kind):
     the branch is scaled by its gate."""
@@ -83,7 +91,7 @@ class PostAct(Part):
     """The activation after the residual addition (post-activation blocks)."""
 
 
-BlockPart = ConvUnit | Attention | StochasticDepth | Shortcut | PostAct
+BlockPart = ConvUnit | AntiAlias | Attention | StochasticDepth | Shortcut | PostAct
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,9 +104,10 @@ class StemConvs(Part):
 @dataclass(frozen=True, kw_only=True)
 class StemPool(Part):
     """The stem's downsampling after its convs (the ``maxpool`` module): a max pool, or a strided conv
-    with its norm and activation."""
+    with its norm and activation; anti-aliased, an average pool, a max pool at stride 1 and a blur pool,
+    or the conv at stride 1 followed by either."""
 
-    kind: Literal["max", "conv"]
+    kind: Literal["max", "avg", "conv"]
 
 
 StemPart = StemConvs | StemPool

@@ -46,12 +46,17 @@ def json_schema() -> dict[str, Any]:
             **_docs(shortcut),
             "anyOf": [{"type": "string", "enum": kinds_of_shortcut}, {"$ref": "#/$defs/ShortcutSpec"}],
         }
-        attn = defs[kind]["properties"]["attn"]
-        defs[kind]["properties"]["attn"] = {
-            **_docs(attn),
-            "anyOf": [*_variants(defs, _names("attn"))["anyOf"], {"type": "null"}],
-            "default": None,
-        }
+    # The optional unions inside a variant (a block's attn, a stem's or block's anti_alias): a bare type
+    # name, a mapping of one of the variants, or null.
+    for field in ("attn", "anti_alias"):
+        for definition in defs.values():
+            inner = definition.get("properties", {}).get(field)
+            if inner is not None:
+                definition["properties"][field] = {
+                    **_docs(inner),
+                    "anyOf": [*_variants(defs, _names(field))["anyOf"], {"type": "null"}],
+                    "default": None,
+                }
     for name in ("stem", "block", "head"):
         props[name] = {**_docs(props[name]), **_variants(defs, _names(name))}
     stage_block = defs["StageSpec"]["properties"]["block"]

@@ -167,6 +167,59 @@ class NormSpec(StrictModel):
     )
 
 
+class AvgAntiAlias(StrictModel):
+    """Anti-aliased downsampling by averaging (timm's ``aa_layer=nn.AvgPool2d``, the ``resnetaa`` models):
+    the strided layer runs at stride 1 and a stride x stride average pool takes the stride."""
+
+    type: Literal["avg"] = Field(
+        description="avg: a stride x stride average pool (no padding, floor mode) takes the stride after the "
+        "layer that had it (timm's resnetaa models).",
+        examples=["avg"],
+    )
+
+
+class BlurAntiAlias(StrictModel):
+    """Blur-pool anti-aliasing (Zhang, "Making Convolutional Networks Shift-Invariant Again", 2019; timm's
+    ``BlurPool2d``): a fixed binomial blur of each channel, strided, after the layer that had the stride."""
+
+    type: Literal["blur"] = Field(
+        description="blur: a fixed binomial blur of each channel takes the stride (BlurPool, timm's resnetblur "
+        "models); no weights.",
+        examples=["blur"],
+    )
+    kernel: Count = Field(
+        3,
+        ge=2,
+        le=MAX_KERNEL,
+        description="Size of the binomial filter (3: [1, 2, 1] / 4 each way); padded by "
+        "(stride - 1 + kernel - 1) // 2.",
+        examples=[3, 5],
+    )
+    padding: Literal["reflect", "zero"] = Field(
+        "reflect",
+        description="How the blur pads the map: reflect (timm's default; the map needs more pixels than the "
+        "padding) or zero (timm's blurpc).",
+        examples=["reflect", "zero"],
+    )
+
+
+# Anti-aliased downsampling: one variant per kind, found by its ``type``.
+AntiAliasSpec = AvgAntiAlias | BlurAntiAlias
+AntiAlias = Annotated[
+    Annotated[AntiAliasSpec, Field(discriminator="type")],
+    BeforeValidator(_typed_shorthand),
+]
+
+
+def _without_unset(data: dict[str, Any], *fields: str) -> dict[str, Any]:
+    """Drop the optional fields left unset, so that the resolved form (and the digest) of a spec that never
+    names them stays what it was before they existed."""
+    for name in fields:
+        if data.get(name, 0) is None:
+            data.pop(name)
+    return data
+
+
 class _StemCommon(StrictModel):
     pool: Literal["max", "conv", "none"] = Field(
         "max",
@@ -185,6 +238,23 @@ class _StemCommon(StrictModel):
         description="Norm and activation after the last stem conv; false for pre-activation networks.",
         examples=[True, False],
     )
+    anti_alias: AntiAlias | None = Field(
+        None,
+        description="Anti-aliased downsampling in the pool, as timm's aa_layer places it: avg makes the pool a "
+        "2x2/2 average pool; blur keeps the max pool at stride 1 and blurs with stride 2 after it; with pool "
+        "conv, the conv runs at stride 1 and the anti-aliasing follows it. null: none.",
+        examples=["avg", "blur", None],
+    )
+
+    @model_validator(mode="after")
+    def _pooled(self) -> Self:
+        if self.anti_alias is not None and self.pool == "none":
+            raise ValueError("anti_alias needs the stem's pool (it anti-aliases the pool's stride); pool is none")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _without_unset(handler(self), "anti_alias")
 
 
 class ClassicStem(_StemCommon):
@@ -366,21 +436,29 @@ class _ResidualCommon(StrictModel):
         "defaults; give se or attn, not both.",
         examples=[{"type": "se", "ratio": 0.25}, "eca", None],
     )
+    anti_alias: AntiAlias | None = Field(
+        None,
+        description="Anti-aliased downsampling (timm's aa_layer): the conv that has the block's stride runs at "
+        "stride 1, and after its norm and act the anti-aliasing (the module aa) takes the stride: avg (a "
+        "stride x stride average pool) or blur (a binomial blur pool). The shortcut keeps its own stride. "
+        "Post-activation blocks only; null: none.",
+        examples=["avg", {"type": "blur", "kernel": 3}, None],
+    )
 
     @model_validator(mode="after")
     def _one_attention(self) -> Self:
         if self.se is not None and self.attn is not None:
             raise ValueError("se and attn both given (se: is the spelling of attn: {type: se}); give one of them")
+        if self.anti_alias is not None and self.preact:
+            raise ValueError(
+                "anti_alias follows the strided conv's norm and act, which a pre-activation block does not have "
+                "(timm's pre-activation networks have no anti-aliasing); remove one of them"
+            )
         return self
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # attn is left out where unset, so that the resolved form (and the digest) of a spec that never
-        # names it stays what it was before the field existed.
-        data: dict[str, Any] = handler(self)
-        if self.attn is None:
-            data.pop("attn", None)
-        return data
+        return _without_unset(handler(self), "attn", "anti_alias")
 
     def attention(self) -> AttentionSpec | None:
         """The block's attention, however it is spelled."""
@@ -703,11 +781,11 @@ class Spec(StrictModel):
 
 # The language's unions, by the field that holds each: the schema's and the loader's lists of variants are
 # read from here, so a new variant is added to its union and nowhere else.
-UNIONS: dict[str, Any] = {"stem": Stem, "block": Block, "head": Head, "attn": Attention}
+UNIONS: dict[str, Any] = {"stem": Stem, "block": Block, "head": Head, "attn": Attention, "anti_alias": AntiAlias}
 
 
 def variants(union: Any) -> tuple[type[StrictModel], ...]:
-    """The models of one of the language's unions (``Stem``, ``Block``, ``Head``, ``Attention``), in order."""
+    """The models of one of the language's unions (``Stem``, ``Block``, ``Head``, ...), in order."""
     inner = get_args(union)[0]  # Annotated[Annotated[X | Y, ...], ...] is Annotated[X | Y, ...]
     return get_args(inner) or (inner,)
 

@@ -14,7 +14,7 @@ from typing import Any, assert_never
 
 from .. import registry
 from ..errors import CheckpointError, Problem
-from ..ir import Act, AnyLayer, AvgPool, Conv, Dropout, DropPath, GlobalPool, Linear, MaxPool, Network, Norm
+from ..ir import Act, AnyLayer, AvgPool, BlurPool, Conv, Dropout, DropPath, GlobalPool, Linear, MaxPool, Network, Norm
 from . import checkpoint_files
 
 Weights = registry.Weights
@@ -48,7 +48,7 @@ def tensor_shapes(layer: AnyLayer) -> dict[str, tuple[int, ...]]:
             return shapes | ({"bias": (layer.out_features,)} if layer.bias else {})
         case Norm():
             return {k: (layer.channels,) for k in ("weight", "bias", "running_mean", "running_var")}
-        case Act() | MaxPool() | AvgPool() | GlobalPool() | Dropout() | DropPath():
+        case Act() | MaxPool() | AvgPool() | BlurPool() | GlobalPool() | Dropout() | DropPath():
             return {}
         case _:
             assert_never(layer)

@@ -34,10 +34,12 @@ from ..describe import attention_detail, attention_stage_line, attention_title, 
 from ..errors import MissingFramework, OptionError, RunError
 from ..ir import (
     Act,
+    AntiAlias,
     AnyLayer,
     Attention,
     AvgPool,
     Block,
+    BlurPool,
     Classifier,
     Conv,
     ConvUnit,
@@ -155,9 +157,10 @@ def _stem_lines(network: Network) -> list[Line]:
         lines.append(Line("no pool"))
     elif pool.kind == "conv":
         conv, pool_acts = pool.of(Conv)[0], pool.of(Act)
-        lines.append(Line(f"conv pool {kernel_text(conv)}" + (", bn, " + pool_acts[-1].fn if pool_acts else "")))
+        aa = "".join(f", {layer_text(x)}" for x in pool.layers if isinstance(x, AvgPool | BlurPool))
+        lines.append(Line(f"conv pool {kernel_text(conv)}{aa}" + (", bn, " + pool_acts[-1].fn if pool_acts else "")))
     else:
-        lines.append(Line(layer_text(pool.layers[0])))
+        lines.append(Line(", ".join(layer_text(x) for x in pool.layers)))
     return lines
 
 
@@ -170,12 +173,20 @@ def _shortcut_layers(block: Block) -> tuple[AnyLayer, ...]:
 
 
 def _stride_text(stage: Stage) -> str:
-    strided = [(b, p.conv) for b in stage.blocks for p in b.parts if isinstance(p, ConvUnit) and p.conv.stride > 1]
+    # The layer that takes the stride: a conv, or the anti-aliasing pool after it.
+    strided: list[tuple[Block, Conv | AvgPool | BlurPool]] = []
+    for b in stage.blocks:
+        for p in b.parts:
+            if isinstance(p, ConvUnit) and p.conv.stride > 1:
+                strided.append((b, p.conv))
+            elif isinstance(p, AntiAlias) and isinstance(p.layers[0], AvgPool | BlurPool) and p.layers[0].stride > 1:
+                strided.append((b, p.layers[0]))
     if not strided:
         text = f"stride {stage.stride}"
     else:
-        block, conv = strided[0]
-        text = f"stride {conv.stride} at {block.name}.{_local(block, conv)} ({conv.kernel}x{conv.kernel})"
+        block, layer = strided[0]
+        what = f"{layer.kernel}x{layer.kernel}" if isinstance(layer, Conv) else layer_text(layer)
+        text = f"stride {layer.stride} at {block.name}.{_local(block, layer)} ({what})"
     if stage.dilation > 1:
         text += f", dilation {stage.dilation}"
         if stage.first_dilation != stage.dilation:
@@ -257,14 +268,14 @@ def _layer_node(layer: AnyLayer) -> Node:
             kind = "norm"
         case Act():
             kind = "act"
-        case MaxPool() | AvgPool() | GlobalPool():
+        case MaxPool() | AvgPool() | BlurPool() | GlobalPool():
             kind = "pool"
         case DropPath() | Dropout():
             kind = "drop"
         case _:
             assert_never(layer)
     lines = [Line(layer_text(layer))]
-    if isinstance(layer, Conv | MaxPool | AvgPool):
+    if isinstance(layer, Conv | MaxPool | AvgPool | BlurPool):
         lines.append(Line(shape_text(layer.out_shape), "note"))
     return Node(layer.name, kind, tuple(lines), layer.name)
 
@@ -284,7 +295,7 @@ def _block_parts(block: Block, entry: str) -> _Parts:
     post: AnyLayer | None = None  # the act after the addition
     for part in block.parts:
         match part:
-            case ConvUnit() | StochasticDepth():
+            case ConvUnit() | AntiAlias() | StochasticDepth():
                 main += [_layer_node(x) for x in part.layers]
             case Attention():  # one node
                 main.append(_attention_node(part))

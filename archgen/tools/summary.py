@@ -14,7 +14,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, assert_never
 
 from .. import describe
-from ..ir import AnyLayer, Attention, Block, ConvUnit, Network, PostAct, Shape, Shortcut, StochasticDepth, shape_text
+from ..ir import (
+    AntiAlias,
+    AnyLayer,
+    Attention,
+    Block,
+    ConvUnit,
+    Network,
+    PostAct,
+    Shape,
+    Shortcut,
+    StochasticDepth,
+    shape_text,
+)
 
 if TYPE_CHECKING:  # rich is imported by the functions that make tables: the text helpers serve validate too
     from rich.console import Group
@@ -184,7 +196,7 @@ def _block_rows(block: Block, section: str) -> list[LayerRow]:
             case PostAct():  # the activation after the addition
                 rows.append(_add_row(block, section))
                 rows += [_row(x, section, block, describe.op_text(x)) for x in part.layers]
-            case ConvUnit() | StochasticDepth() | Shortcut():
+            case ConvUnit() | AntiAlias() | StochasticDepth() | Shortcut():
                 rows += [_row(x, section, block, describe.op_text(x)) for x in part.layers]
             case _:
                 assert_never(part)

@@ -18,6 +18,7 @@ from archgen.ir import (
     Act,
     AnyLayer,
     AvgPool,
+    BlurPool,
     Conv,
     Dropout,
     DropPath,
@@ -252,7 +253,7 @@ class KerasBackend:
 
 
 # The objects of templates/objects.py.j2, as custom_objects.py.j2 defines all of them.
-CUSTOM_OBJECTS = ("ResNet", "NegInfPadding2D", "CeilAveragePooling2D", "exact_gelu", "leaky_relu")
+CUSTOM_OBJECTS = ("ResNet", "NegInfPadding2D", "CeilAveragePooling2D", "BlurPool2D", "exact_gelu", "leaky_relu")
 
 
 def custom_objects() -> dict[str, Any]:
@@ -312,7 +313,7 @@ def _to_torch(layer: AnyLayer, values: list[Any]) -> dict[str, Any]:
             return {"weight": values[0].T} | ({"bias": values[1]} if len(values) > 1 else {})
         case Norm():
             return dict(zip(_NORM_KEYS, values, strict=True))
-        case Act() | MaxPool() | AvgPool() | GlobalPool() | Dropout() | DropPath():
+        case Act() | MaxPool() | AvgPool() | BlurPool() | GlobalPool() | Dropout() | DropPath():
             raise ValueError(f"{layer.name}: IR {layer.kind} layers hold no weights")
         case _:
             assert_never(layer)
@@ -329,7 +330,7 @@ def _from_torch(layer: AnyLayer, tensors: dict[str, Any]) -> list[Any]:
             return [tensors["weight"].T, *bias]
         case Norm():
             return [tensors[k] for k in _NORM_KEYS]
-        case Act() | MaxPool() | AvgPool() | GlobalPool() | Dropout() | DropPath():
+        case Act() | MaxPool() | AvgPool() | BlurPool() | GlobalPool() | Dropout() | DropPath():
             raise ValueError(f"{layer.name}: IR {layer.kind} layers hold no weights")
         case _:
             assert_never(layer)

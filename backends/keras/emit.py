@@ -6,7 +6,21 @@ import re
 from typing import assert_never
 
 from archgen.codegen.emit import BlockClass, Context
-from archgen.ir import Act, AnyLayer, AvgPool, Conv, ConvSlot, Dropout, DropPath, GlobalPool, Linear, MaxPool, Norm
+from archgen.ir import (
+    Act,
+    AntiAliasDesign,
+    AnyLayer,
+    AvgPool,
+    BlurPool,
+    Conv,
+    ConvSlot,
+    Dropout,
+    DropPath,
+    GlobalPool,
+    Linear,
+    MaxPool,
+    Norm,
+)
 from archgen.language.activations import ACTIVATIONS
 from archgen.registry import Emitter
 
@@ -51,6 +65,10 @@ def apply(layer: AnyLayer, network_act: str) -> str:
             return f"x = layers.Dropout({layer.rate!r}, name={name})(x)"
         case Linear():
             return f"x = layers.Dense(num_classes, name={name})(x)"
+        case AvgPool(ceil_mode=False, pad_after=0) if layer.kernel == layer.stride:  # an anti-aliasing pool
+            return f"x = layers.AveragePooling2D({layer.kernel}, {layer.stride}, name={name})(x)"
+        case BlurPool():
+            return f'x = BlurPool2D({layer.stride}, {layer.kernel}, "{layer.pad_mode}", name={name})(x)'
         case AvgPool() | DropPath():  # block layers: the block templates render them
             raise ValueError(f"no Keras statement for IR {layer.kind} layer {layer.name} in a stem or head")
         case _:
@@ -73,12 +91,23 @@ def block_conv(slot: ConvSlot, block: BlockClass, dilated: bool) -> str:
         args = [("filters", "out_chs"), ("kernel", slot.kernel), ("stride", "stride"), ("bias", slot.bias)]
     else:
         source, dilation = "out", "dilation" if slot.after_stride else "first_dilation"
-        stride = "stride" if slot.strided else 1
+        stride = "stride" if slot.strided and block.design.anti_alias is None else 1
         args = [("filters", slot.out_chs), ("kernel", slot.kernel), ("stride", stride), ("groups", slot.groups)]
         args.append(("bias", slot.bias))
     args += [("dilation", dilation)] if dilated else []
     args.append(("name", f'f"{{name}}_conv{slot.index}"'))
     return f"conv({source}, {', '.join(f'{k}={v}' for k, v in args)})"
+
+
+def anti_alias(design: AntiAliasDesign) -> str:
+    """The Keras layer of a block's anti-aliasing (``aa``), taking the block's ``stride``."""
+    match design.kind:
+        case "avg":
+            return 'layers.AveragePooling2D(stride, stride, name=f"{name}_aa")'
+        case "blur":
+            return f'BlurPool2D(stride, {design.kernel}, "{design.padding}", name=f"{{name}}_aa")'
+        case _:
+            assert_never(design.kind)
 
 
 def snake(name: str) -> str:
@@ -89,5 +118,12 @@ def snake(name: str) -> str:
 EMITTER = Emitter(
     "archgen.backends.keras",
     "model.py.j2",
-    {"activation": activation, "apply": apply, "snake": snake, "block_params": block_params, "block_conv": block_conv},
+    {
+        "activation": activation,
+        "apply": apply,
+        "snake": snake,
+        "block_params": block_params,
+        "block_conv": block_conv,
+        "anti_alias": anti_alias,
+    },
 )

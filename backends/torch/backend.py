@@ -108,6 +108,8 @@ class TorchBackend:
         else:
             model = module.build_model(device="meta")
             model.load_state_dict(state_dict(weights, network), strict=True, assign=True)
+            if hasattr(model, "init_non_persistent_buffers"):  # what no checkpoint holds (blur filters)
+                model.init_non_persistent_buffers()
         model.archgen_network = network  # lets transfer_weights check and map by IR name
         model.archgen_backend = self.name
         return model
@@ -123,6 +125,8 @@ class TorchBackend:
             source = source.to(getattr(torch, dtype))
         with torch.no_grad():
             model.load_state_dict(module.fold_state_dict(source.state_dict()), strict=True, assign=True)
+        if hasattr(model, "init_non_persistent_buffers"):
+            model.init_non_persistent_buffers()
         # oneDNN's and cuDNN's convolutions run NHWC natively; the folded model has no norm left to
         # convert back and forth for (docs/performance.md has the figures).
         model = model.to(memory_format=torch.channels_last).eval()

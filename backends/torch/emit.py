@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from typing import assert_never
 
-from archgen.ir import Act, AnyLayer, AvgPool, Conv, Dropout, DropPath, GlobalPool, Linear, MaxPool, Norm
+from archgen.ir import (
+    Act,
+    AntiAliasDesign,
+    AnyLayer,
+    AvgPool,
+    BlurPool,
+    Conv,
+    Dropout,
+    DropPath,
+    GlobalPool,
+    Linear,
+    MaxPool,
+    Norm,
+)
 from archgen.language.activations import ACTIVATIONS
 from archgen.registry import Emitter
 
@@ -61,12 +74,29 @@ def module(layer: AnyLayer, network_act: str) -> str:
             return f"nn.Dropout({layer.rate!r})"
         case Linear():
             return f"nn.Linear({layer.in_features}, num_classes)"
+        case AvgPool(ceil_mode=False, pad_after=0) if layer.kernel == layer.stride:  # an anti-aliasing pool
+            return f"nn.AvgPool2d({layer.kernel})"
+        case BlurPool():
+            return f'BlurPool2d({layer.channels}, {layer.stride}, {layer.kernel}, "{layer.pad_mode}")'
         case AvgPool() | DropPath():  # block layers: the block templates render them
             raise ValueError(f"no PyTorch expression for IR {layer.kind} layer {layer.name} in a stem or head")
         case _:
             assert_never(layer)
 
 
+def anti_alias(design: AntiAliasDesign, channels: str, stride: str) -> str:
+    """Constructor expression of a block's anti-aliasing module ``aa`` on ``channels``, taking ``stride``."""
+    match design.kind:
+        case "avg":
+            return f"nn.AvgPool2d({stride})"
+        case "blur":
+            return f'BlurPool2d({channels}, {stride}, {design.kernel}, "{design.padding}")'
+        case _:
+            assert_never(design.kind)
+
+
 EMITTER = Emitter(
-    "archgen.backends.torch", "model.py.j2", {"activation": activation, "module": module, "conv_args": conv_args}
+    "archgen.backends.torch",
+    "model.py.j2",
+    {"activation": activation, "module": module, "conv_args": conv_args, "anti_alias": anti_alias},
 )
