@@ -10,6 +10,7 @@ from typing import assert_never
 
 from .ir import (
     Act,
+    AntiAliasDesign,
     AnyLayer,
     Attention,
     AttentionDesign,
@@ -225,11 +226,34 @@ def stem_kind(network: Network) -> str:
     return f"deep ({widths})" if first.stride == 2 else f"deep ({widths}, stride {first.stride})"
 
 
+def anti_alias_text(design: AntiAliasDesign | None) -> str:
+    """A block's anti-aliasing in a few words (diff's aspect): ``avg pool``, ``blur pool 3x3``, ``none``."""
+    if design is None:
+        return "none"
+    match design.kind:
+        case "avg":
+            return "avg pool"
+        case "blur":
+            pad = ", zero-padded" if design.padding == "zero" else ""
+            return f"blur pool {design.kernel}x{design.kernel}{pad}"
+        case _:
+            assert_never(design.kind)
+
+
 def stem_pool(network: Network) -> str:
     part = network.stem_part(StemPool)
     if part is None:
         return "none"
-    if part.kind == "conv":
-        return "conv (ResNet-RS)"
-    pool = part.of(MaxPool)[0]
-    return "max" if pool.pad_value == "neg_inf" else "max (zero padding)"
+    # Anti-aliasing: the layer after the pool's conv or stride-1 max pool, or the average pool itself.
+    aa = [layer_text(x) for x in part.layers if isinstance(x, AvgPool | BlurPool)]
+    anti_aliased = f", anti-aliased by {aa[0]}" if aa else ""
+    match part.kind:
+        case "conv":
+            return f"conv (ResNet-RS){anti_aliased}"
+        case "avg":
+            return "avg 2x2 (anti-aliased, instead of the max pool)"
+        case "max":
+            pool = part.of(MaxPool)[0]
+            return ("max" if pool.pad_value == "neg_inf" else "max (zero padding)") + anti_aliased
+        case _:
+            assert_never(part.kind)

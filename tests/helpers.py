@@ -53,7 +53,11 @@ def design_of(network: Any) -> str:
     for key in ("name", "description", "extends", "tweaks", "init"):
         resolved.pop(key, None)
     resolved["block"] = block(resolved["block"])
-    resolved["stages"] = [{"stride": s["stride"], "block": block(s["block"])} for s in resolved["stages"]]
+    # A stage's stride as it is taken: left out, 1 for the first stage and 2 after (a preset writes them).
+    resolved["stages"] = [
+        {"stride": 1 if s["stride"] is None and i == 0 else s["stride"] or 2, "block": block(s["block"])}
+        for i, s in enumerate(resolved["stages"])
+    ]
     if "widths" in resolved["stem"]:
         resolved["stem"]["widths"] = len(resolved["stem"]["widths"])
     resolved["stem"].pop("width", None)

@@ -28,7 +28,7 @@ FIELD_NAMES = (
     "name description extends tweaks input channels size stem type width kernel stride widths pool "
     "pool_padding norm_act block expansion groups base_width width_factor stride_at preact stride_block "
     "shortcut se attn gamma beta ratio divisor rounding bias act stages depth width_multiplier head dropout classes "
-    "activation norm eps momentum conv_bias drop_path rate schedule init conv mode zero_init_last"
+    "activation norm eps momentum conv_bias drop_path rate schedule init conv mode zero_init_last anti_alias padding"
 ).split()
 
 
@@ -44,6 +44,9 @@ class DrawnSpec:
     classes: int | None  # None: a features head
     refused: tuple[str, ...] = ()  # regexes of fields at which compilation must fail (some error is certain)
     maybe_small: bool = False  # input below the product of all strides: an 'input.size' refusal is allowed
+    # regexes of fields at which compilation may fail: anti-aliasing refuses maps it cannot take (an odd map
+    # its average pool floors while the shortcut does not, a blur's reflected border wider than the map)
+    may_refuse: tuple[str, ...] = ()
     notes: dict[str, Any] = field(default_factory=dict)  # the product of all strides, the tweaks
 
 
@@ -138,6 +141,18 @@ def attention_value(draw: st.DrawFn) -> Any:
 SHORTCUTS = st.sampled_from(["conv", "conv", "avgpool", "maxpool", "identity"])
 
 
+def anti_alias_value(draw: st.DrawFn) -> Any:
+    """An ``anti_alias`` in any of its spellings: a bare type, or a mapping of its kind's fields."""
+    kind = draw(st.sampled_from(["avg", "blur"]))
+    if draw(st.booleans()):
+        return kind
+    value: dict[str, Any] = {"type": kind}
+    if kind == "blur":
+        put(value, "kernel", maybe(draw, st.sampled_from([2, 3, 5])))
+        put(value, "padding", maybe(draw, st.sampled_from(["reflect", "zero"])))
+    return value
+
+
 def block_fields(draw: st.DrawFn, kind: str, p_absent: float = 0.6, spelling: str | None = None) -> dict[str, Any]:
     """Some of the fields of a ``kind`` block (without ``type``); its attention spelt ``se`` or ``attn``
     (``spelling``; either where None), since a block that inherits one may not add the other."""
@@ -162,6 +177,8 @@ def block_fields(draw: st.DrawFn, kind: str, p_absent: float = 0.6, spelling: st
         spelling = "se" if attention < 0.2 else "attn"
     if attention < 0.35:
         b[spelling] = se_value(draw) if spelling == "se" else attention_value(draw)
+    if draw(st.floats(0, 1)) < 0.15:
+        b["anti_alias"] = anti_alias_value(draw)
     return b
 
 
@@ -223,6 +240,8 @@ def valid_specs(draw: st.DrawFn) -> DrawnSpec:
         put(stem, "pool", maybe(draw, st.sampled_from(["max", "conv", "none"])))
         put(stem, "pool_padding", maybe(draw, st.sampled_from(["neg_inf", "zero"]), 0.7))
         put(stem, "norm_act", maybe(draw, st.booleans(), 0.7))
+        if draw(st.floats(0, 1)) < 0.15:
+            stem["anti_alias"] = anti_alias_value(draw)
     if form == "shorthand":
         doc["stem"] = stem_kind
     elif form == "typed":
@@ -256,6 +275,11 @@ def valid_specs(draw: st.DrawFn) -> DrawnSpec:
 
     # -- stages ---------------------------------------------------------------------------------
     refused: list[str] = []
+    may_refuse: list[str] = []
+    if "anti_alias" in stem:
+        may_refuse.append(r"input\.size")
+        if stem.get("pool", "max") == "none":  # nothing to anti-alias
+            refused.append(r"stem(\.\w+)*")
     zero_mid = False
     stage_channels: list[int] = []
     n_stages = draw(st.integers(1, 4))
@@ -282,6 +306,10 @@ def valid_specs(draw: st.DrawFn) -> DrawnSpec:
         out = width if block["type"] == "plain" else width * block["expansion"]
         if block["type"] == "bottleneck":
             zero_mid |= int(width * block["base_width"] / 64 * block["width_factor"]) == 0
+        if block.get("anti_alias") is not None:
+            may_refuse += [r"(stages\.\d+\.)?block\.anti_alias", r"input\.size"]
+            if block.get("preact"):  # anti-aliasing follows a norm and act a pre-activation block lacks
+                refused.append(r"(stages\.\d+\.)?block(\.\w+)*")
         for i in range(stage["depth"]):
             moves = (stride if i == at else 1) != 1 or cur != out
             if block["type"] != "plain" and block["shortcut"]["type"] == "identity" and moves:
@@ -354,6 +382,7 @@ def valid_specs(draw: st.DrawFn) -> DrawnSpec:
         classes=classes,
         refused=tuple(sorted(set(refused))),
         maybe_small=min(h, w) < strides,
+        may_refuse=tuple(sorted(set(may_refuse))),
         notes={"strides": strides, "tweaks": tweaks},
     )
 

@@ -107,6 +107,8 @@ PLACES = {
     "SEAttention": ("block.attn", {"type": "se"}),
     "EcaAttention": ("block.attn", {"type": "eca"}),
     "ShortcutSpec": ("block.shortcut", {}),
+    "AvgAntiAlias": ("block.anti_alias", {"type": "avg"}),
+    "BlurAntiAlias": ("block.anti_alias", {"type": "blur"}),
     "StageSpec": ("stages.0", {"depth": 1, "width": 64}),
     "DropPathSpec": ("drop_path", {}),
     "ClassifierHead": ("head", {"type": "classifier"}),

@@ -284,8 +284,8 @@ def blur_pool(r: Rules, name: str, shape: Shape, kernel: int, stride: int, pad_m
     pad = (stride - 1 + kernel - 1) // 2
     if pad_mode == "reflect" and min(h, w) <= pad:
         raise Refused(
-            f"{name}: a blur pool reflects a border of {pad} pixel{'s' if pad > 1 else ''}, which needs a larger map; the "
-            f"{r.size} input leaves {h}x{w} here (a larger input, or anti_alias padding: zero)",
+            f"{name}: a blur pool reflects a border of {pad} pixel{'s' if pad > 1 else ''}, which needs a larger "
+            f"map; the {r.size} input leaves {h}x{w} here (a larger input, or anti_alias padding: zero)",
             ("input", "size"),
         )
     oh, ow = pooled_size(h, kernel, stride, pad), pooled_size(w, kernel, stride, pad)

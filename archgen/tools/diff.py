@@ -18,7 +18,7 @@ from typing import Any
 
 from rich.table import Table
 
-from ..describe import attention_fields, attention_sentence, attention_short, stem_kind, stem_pool
+from ..describe import anti_alias_text, attention_fields, attention_sentence, attention_short, stem_kind, stem_pool
 from ..ir import (
     Act,
     Attention,
@@ -331,6 +331,7 @@ STAGE_ASPECTS: tuple[tuple[str, Callable[[Stage], str | None]], ...] = (
     ("stride on", _stride_on),
     ("strided block", lambda s: "last" if s.design.stride_last else "first"),
     ("shortcut", _shortcut),
+    ("anti-aliasing", lambda s: anti_alias_text(s.design.anti_alias)),
 )
 
 
