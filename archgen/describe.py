@@ -21,6 +21,7 @@ from .ir import (
     DropPath,
     EcaDesign,
     GlobalPool,
+    GroupNorm,
     Linear,
     MaxPool,
     Network,
@@ -28,6 +29,7 @@ from .ir import (
     SEDesign,
     StemConvs,
     StemPool,
+    ZeroPad,
 )
 from .language.activations import ACTIVATIONS
 
@@ -53,6 +55,10 @@ def op_text(layer: AnyLayer) -> str:
             return text + (" +bias" if layer.bias else "")
         case Norm():
             return "BatchNorm2d"
+        case GroupNorm():
+            return f"GroupNorm {layer.groups}"
+        case ZeroPad():
+            return f"ZeroPad /{layer.stride} +{layer.out_ch - layer.in_ch} ch"
         case Act():
             return ACTIVATIONS[layer.fn].torch_class
         case MaxPool():
@@ -87,6 +93,10 @@ def layer_text(layer: AnyLayer) -> str:
             return ", ".join([f"conv {kernel_text(layer)} {layer.in_ch}→{layer.out_ch}", *extra])
         case Norm():
             return "bn"
+        case GroupNorm():
+            return f"gn {layer.groups}"
+        case ZeroPad():
+            return f"subsample /{layer.stride}, zero channels {layer.in_ch}→{layer.out_ch}"
         case Act():
             return layer.fn
         case MaxPool():

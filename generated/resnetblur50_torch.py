@@ -251,8 +251,8 @@ class ResNet(nn.Module):
 
     @torch.jit.ignore
     def init_non_persistent_buffers(self) -> None:
-        """The blur pools' fixed filters, which no checkpoint holds, made on the weights' device and in
-        their dtype: after ``build_model(device="meta")`` and ``load_state_dict(state, assign=True)``."""
+        """The blur pools' fixed filters, which no checkpoint holds, made on the weights' device
+        and in their dtype: after ``build_model(device="meta")`` and a load with assign=True."""
         like = next(self.parameters())
         for m in self.modules():
             if isinstance(m, BlurPool2d):

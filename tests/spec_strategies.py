@@ -28,7 +28,8 @@ FIELD_NAMES = (
     "name description extends tweaks input channels size stem type width kernel stride widths pool "
     "pool_padding norm_act block expansion groups base_width width_factor stride_at preact stride_block "
     "shortcut se attn gamma beta ratio divisor rounding bias act stages depth width_multiplier head dropout classes "
-    "activation norm eps momentum conv_bias drop_path rate schedule init conv mode zero_init_last anti_alias padding"
+    "activation norm eps momentum conv_bias drop_path rate schedule init conv mode zero_init_last anti_alias padding "
+    "reduce_first"
 ).split()
 
 
@@ -109,6 +110,8 @@ def put(target: dict[str, Any], key: str, value: Any) -> None:
 
 def shortcut_value(draw: st.DrawFn, kind: str) -> Any:
     """A shortcut in any of its spellings: ``avgpool``, ``{type: avgpool}``, ``{}`` (the default conv)."""
+    if kind == "conv" and draw(st.floats(0, 1)) < 0.2:  # timm's down_kernel_size
+        return {"type": "conv", "kernel": 3}
     if kind == "conv" and draw(st.booleans()):
         return {}
     return kind if draw(st.booleans()) else {"type": kind}
@@ -138,7 +141,7 @@ def attention_value(draw: st.DrawFn) -> Any:
     return eca
 
 
-SHORTCUTS = st.sampled_from(["conv", "conv", "avgpool", "maxpool", "identity"])
+SHORTCUTS = st.sampled_from(["conv", "conv", "avgpool", "maxpool", "zero_pad", "identity"])
 
 
 def anti_alias_value(draw: st.DrawFn) -> Any:
@@ -168,6 +171,7 @@ def block_fields(draw: st.DrawFn, kind: str, p_absent: float = 0.6, spelling: st
         put(b, "width_factor", maybe(draw, st.sampled_from([0.5, 1.0, 1.5, 2.0]), p_absent))
         put(b, "stride_at", maybe(draw, st.sampled_from(["1x1", "3x3"]), p_absent))
     put(b, "preact", maybe(draw, st.booleans(), p_absent))
+    put(b, "reduce_first", maybe(draw, st.sampled_from([1, 2]), 0.85))
     put(b, "stride_block", maybe(draw, st.sampled_from(["first", "last"]), p_absent))
     kind_of_shortcut = maybe(draw, SHORTCUTS, p_absent)
     if kind_of_shortcut is not None:
@@ -275,6 +279,8 @@ def valid_specs(draw: st.DrawFn) -> DrawnSpec:
 
     # -- stages ---------------------------------------------------------------------------------
     refused: list[str] = []
+    if top_eff.get("anti_alias") is not None and top_eff.get("preact"):  # the top-level block is validated too
+        refused.append(r"block(\.\w+)*")
     may_refuse: list[str] = []
     if "anti_alias" in stem:
         may_refuse.append(r"input\.size")
@@ -306,6 +312,8 @@ def valid_specs(draw: st.DrawFn) -> DrawnSpec:
         out = width if block["type"] == "plain" else width * block["expansion"]
         if block["type"] == "bottleneck":
             zero_mid |= int(width * block["base_width"] / 64 * block["width_factor"]) == 0
+        if block.get("reduce_first", 1) > 1:  # the first conv's width may reach 0, or not split in groups
+            may_refuse += [r"(stages\.\d+\.)?block\.reduce_first", r"(stages\.\d+\.)?block\.groups"]
         if block.get("anti_alias") is not None:
             may_refuse += [r"(stages\.\d+\.)?block\.anti_alias", r"input\.size"]
             if block.get("preact"):  # anti-aliasing follows a norm and act a pre-activation block lacks
@@ -314,6 +322,8 @@ def valid_specs(draw: st.DrawFn) -> DrawnSpec:
             moves = (stride if i == at else 1) != 1 or cur != out
             if block["type"] != "plain" and block["shortcut"]["type"] == "identity" and moves:
                 refused.append(r"(stages\.\d+\.)?block\.shortcut(\.type)?")
+            if block["type"] != "plain" and block["shortcut"]["type"] == "zero_pad" and moves and out < cur:
+                refused.append(r"(stages\.\d+\.)?block\.shortcut(\.type)?")  # zeros cannot remove channels
             cur = out
         stage_channels.append(out)
     if zero_mid:  # a bottleneck with no inner channel: int(width * base_width / 64 * width_factor) == 0
@@ -350,8 +360,13 @@ def valid_specs(draw: st.DrawFn) -> DrawnSpec:
         doc["head"] = head if head or draw(st.booleans()) else "classifier"
     norm: dict[str, Any] = {}
     put(norm, "eps", maybe(draw, st.sampled_from([1e-5, 1.001e-5, 1e-3, 0.1])))
-    put(norm, "momentum", maybe(draw, st.sampled_from([0.1, 0.01, 0.99, 1.0])))
-    put(norm, "type", maybe(draw, st.just("batch"), 0.8))
+    if draw(st.floats(0, 1)) < 0.15:  # group norm: its groups must divide every norm's channels
+        norm["type"] = "group"
+        put(norm, "groups", maybe(draw, st.sampled_from([1, 1, 2, 4]), 0.2))
+        may_refuse.append(r"norm\.groups")
+    else:
+        put(norm, "momentum", maybe(draw, st.sampled_from([0.1, 0.01, 0.99, 1.0])))
+        put(norm, "type", maybe(draw, st.just("batch"), 0.8))
     put(doc, "norm", norm or None)
     put(doc, "act", maybe(draw, st.sampled_from(ACTIVATIONS), 0.3))
     put(doc, "conv_bias", maybe(draw, st.sampled_from(["never", "always", "unnormed"])))

@@ -230,7 +230,7 @@ def test_every_pair_of_shipped_specs_is_told_apart_by_named_aspects() -> None:
     """No pair of shipped specs differs in a way the aspects miss (which would fall back to naming the
     first layer that differs); a spec is identical to itself."""
     named = {
-        "input", "activation", "norm eps", "norm momentum", "conv bias", "conv init", "zero-init last",
+        "input", "activation", "norm", "norm eps", "norm momentum", "conv bias", "conv init", "zero-init last",
         "drop path", "drop path schedule", "output stride",
     }  # fmt: skip
     networks = {p.stem: archgen.compile_spec(p)[1] for p in sorted(SPEC_DIR.glob("*.yaml"))}

@@ -29,12 +29,17 @@ pytestmark = [pytest.mark.keras, pytest.mark.slow]
 SIZE = 32
 
 # name -> overrides: with the shipped specs below, every archgen object (NegInfPadding2D,
-# CeilAveragePooling2D, exact_gelu, leaky_relu, ResNet) and every block / shortcut / stem kind.
+# CeilAveragePooling2D, BlurPool2D, ZeroPadShortcut, exact_gelu, leaky_relu, ResNet) and every block /
+# shortcut / stem kind.
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "gelu_se_leaky": ("resnet18", {"act": "gelu", "block.se": {"ratio": 0.25, "act": "leaky_relu"}}),
     "ceil_avg_stride_3": (
         "xresnet18",
         {"stages": [{"depth": 1, "width": 16}, {"depth": 1, "width": 32, "stride": 3}]},
+    ),
+    "blur_option_a": (
+        "cifar_resnet20",
+        {"block.anti_alias": "blur", "stages": [{"depth": 1, "width": 16}, {"depth": 1, "width": 32}]},
     ),
     "dense_features": ("resnet50v2", {"output_stride": 16, "head": {"type": "features", "out_indices": [0, 2, 4]}}),
     # 260 plain blocks, 1,045 layers in a row: Keras' walk of a graph of 1,000 layers already passes
@@ -144,9 +149,11 @@ def test_archgen_layers_are_registered_with_complete_configs(tmp_path: Path) -> 
 
     objects = custom_objects()
     assert sorted(objects) == [
+        "archgen>BlurPool2D",
         "archgen>CeilAveragePooling2D",
         "archgen>NegInfPadding2D",
         "archgen>ResNet",
+        "archgen>ZeroPadShortcut",
         "archgen>exact_gelu",
         "archgen>leaky_relu",
     ]
@@ -155,6 +162,11 @@ def test_archgen_layers_are_registered_with_complete_configs(tmp_path: Path) -> 
     assert pad.get_config()["padding"] == 3
     pool = objects["archgen>CeilAveragePooling2D"](3, name="pool")
     assert pool.get_config()["stride"] == 3
+    blur = objects["archgen>BlurPool2D"](2, 5, "zero", name="blur")
+    assert type(blur).from_config(blur.get_config()).get_config() == blur.get_config()
+    assert (blur.get_config()["kernel"], blur.get_config()["pad_mode"]) == (5, "zero")
+    option_a = objects["archgen>ZeroPadShortcut"](16, 2, name="option_a")
+    assert type(option_a).from_config(option_a.get_config()).get_config() == option_a.get_config()
     # A saved model names them by registered name, never as a lambda or a bare class name.
     model = KERAS.build(network("gelu_se_leaky"))
     model.save(tmp_path / "m.keras")

@@ -33,10 +33,12 @@ from archgen.ir import (
     Dropout,
     DropPath,
     GlobalPool,
+    GroupNorm,
     Linear,
     MaxPool,
     Network,
     Norm,
+    ZeroPad,
 )
 from archgen.runtime import weights
 from archgen.tools import graph, summary
@@ -60,12 +62,16 @@ SAMPLES: dict[type, AnyLayer] = {
     Norm: Norm(
         name="s.bn", in_shape=(6, 4, 4), out_shape=(6, 4, 4), params=12, stats=12, channels=6, eps=1e-5, momentum=0.1
     ),
+    GroupNorm: GroupNorm(
+        name="s.gn", in_shape=(6, 4, 4), out_shape=(6, 4, 4), params=12, channels=6, groups=3, eps=1e-5
+    ),
     Act: Act(name="s.act", in_shape=(6, 4, 4), out_shape=(6, 4, 4), fn="silu"),
     MaxPool: MaxPool(name="s.pool", in_shape=(6, 4, 4), out_shape=(6, 2, 2), kernel=3, stride=2, padding=1),
     AvgPool: AvgPool(name="s.avg", in_shape=(6, 4, 4), out_shape=(6, 2, 2), kernel=2, stride=2),
     BlurPool: BlurPool(
         name="s.aa", in_shape=(6, 4, 4), out_shape=(6, 2, 2), flops=4 * 6 * 9, channels=6, kernel=3, stride=2, padding=1
     ),
+    ZeroPad: ZeroPad(name="s.downsample.0", in_shape=(4, 5, 5), out_shape=(6, 3, 3), in_ch=4, out_ch=6, stride=2),
     GlobalPool: GlobalPool(name="global_pool", in_shape=(6, 2, 2), out_shape=(6,)),
     Dropout: Dropout(name="dropout", in_shape=(6,), out_shape=(6,), rate=0.25),
     DropPath: DropPath(name="s.drop_path", in_shape=(6, 4, 4), out_shape=(6, 4, 4), rate=0.05),
@@ -87,7 +93,7 @@ CONV1D = Conv(
 )
 # Layers only a block holds: the stem and head writers of both backends refuse them by name (the sample
 # average pool is a ResNet-D shortcut's, ceil mode; a stem's anti-aliasing one is floor mode).
-BLOCK_ONLY = {AvgPool, DropPath}
+BLOCK_ONLY = {AvgPool, DropPath, ZeroPad}
 FLOOR_AVG = AvgPool(
     name="maxpool", in_shape=(6, 5, 5), out_shape=(6, 2, 2), kernel=2, stride=2, ceil_mode=False, count_include_pad=True
 )
@@ -126,6 +132,7 @@ def test_the_words_name_what_differs() -> None:
     zero = dataclasses.replace(SAMPLES[BlurPool], pad_mode="zero")
     assert describe.op_text(SAMPLES[BlurPool]) == "BlurPool2d 3x3/2"
     assert describe.op_text(zero) == "BlurPool2d 3x3/2 zero-padded"
+    assert describe.op_text(SAMPLES[GroupNorm]) == "GroupNorm 3" and describe.layer_text(SAMPLES[GroupNorm]) == "gn 3"
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.__name__)
@@ -181,7 +188,7 @@ def test_the_stem_and_head_writers_know_every_kind(kind: type, writer: str) -> N
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.__name__)
 def test_every_kind_has_a_stride(kind: type) -> None:
     layer = SAMPLES[kind]
-    assert stride_of(layer) == (2 if kind in (Conv, MaxPool, AvgPool, BlurPool) else 1)
+    assert stride_of(layer) == (2 if kind in (Conv, MaxPool, AvgPool, BlurPool, ZeroPad) else 1)
 
 
 def test_the_stem_writers_take_an_anti_aliasing_pool() -> None:

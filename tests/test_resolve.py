@@ -23,6 +23,7 @@ from archgen.ir import (
     DropPath,
     DropPathOptions,
     GlobalPool,
+    GroupNorm,
     InitOptions,
     Linear,
     MaxPool,
@@ -383,6 +384,9 @@ def test_every_layer_counts_what_its_shape_says(path: Path) -> None:
                 assert layer.in_shape[0] == c and layer.flops == 0, layer.name
             case Linear(in_features=i, out_features=o, bias=bias):
                 assert layer.params == i * o + (o if bias else 0) and layer.flops == i * o, layer.name
+            case GroupNorm(channels=c):
+                assert layer.params == 2 * c and layer.stats == layer.flops == 0, layer.name
+                assert layer.in_shape == layer.out_shape and layer.in_shape[0] == c, layer.name
             case BlurPool(channels=c, kernel=k, stride=s, padding=p):  # a depthwise conv of a fixed filter
                 sizes = tuple(pooled_size(n, k, s, p) for n in layer.in_shape[1:])
                 assert p == (s - 1 + k - 1) // 2 and layer.out_shape == (c, *sizes), layer.name

@@ -96,7 +96,8 @@ def test_every_example_satisfies_its_own_property(pointer: str) -> None:
 # Where each model of the language sits in a spec, and the mapping it is written as there.
 PLACES = {
     "InputSpec": ("input", {}),
-    "NormSpec": ("norm", {}),
+    "BatchNormSpec": ("norm", {"type": "batch"}),
+    "GroupNormSpec": ("norm", {"type": "group"}),
     "ClassicStem": ("stem", {"type": "classic"}),
     "DeepStem": ("stem", {"type": "deep"}),
     "NoStem": ("stem", {"type": "none"}),

@@ -35,7 +35,18 @@ def test_every_registry_model_is_reproduced_or_pending() -> None:
     assert unlisted == [], "registry models with neither a spec nor a reason in benchmarks/zoo.py's PENDING"
     stale = [n for n in MODELS if n in SHIPPED and (ZOO.pending_reason(n) or n in ZOO.EXCLUDED)]
     assert stale == [], "shipped models still listed as pending or excluded"
-    assert len(REPRODUCED) >= 76  # as docs/zoo.md counts them; only ever grows
+    assert len(REPRODUCED) >= 78  # as docs/zoo.md counts them; only ever grows
+
+
+@pytest.mark.parametrize("name", list(ZOO.CIFAR))
+def test_the_cifar_resnets_have_their_published_counts(name: str) -> None:
+    """He et al. 2015, Table 6: 0.27 M ... 19.4 M, as printed there (to as many digits)."""
+    _, network = archgen.compile_spec(spec_path(name))
+    published = ZOO.CIFAR[name]
+    digits = len(published.split(".")[1])
+    assert f"{network.params / 1e6:.{digits}f}" == published
+    assert network.input_shape == (3, 32, 32) and network.output_shape == (10,)
+    assert not [x for x in network.layers() if x.name.endswith("downsample.0") and x.params]  # option A
 
 
 def test_docs_zoo_md_is_current() -> None:

@@ -333,6 +333,8 @@ def _uses(network: Network, blocks: list[BlockClass]) -> set[str]:
             uses.update(b.attn.uses)
         if b.design.anti_alias is not None and b.design.anti_alias.kind == "blur":
             uses.add("blur_pool")
+        if b.shortcut is not None and b.shortcut.kind == "zero_pad":
+            uses.add("zero_pad_shortcut")
     if any(isinstance(x, BlurPool) for x in network.stem):
         uses.add("blur_pool")
     for layer in (*network.stem, *network.head):

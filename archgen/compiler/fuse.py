@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..ir import AnyLayer, Block, BlockDesign, Conv, Fold, Network, Norm, Shortcut, ShortcutDesign, StemPart
+from ..errors import OptionError
+from ..ir import AnyLayer, Block, BlockDesign, Conv, Fold, Network, Norm, Shortcut, StemPart
 
 
 def design_folds(design: BlockDesign) -> tuple[tuple[str, str], ...]:
@@ -41,7 +42,7 @@ def folded_design(design: BlockDesign) -> BlockDesign:
         convs = tuple(dataclasses.replace(c, bias=True) for c in convs)
     shortcut = design.shortcut
     if shortcut is not None and shortcut.norm:
-        shortcut = ShortcutDesign(shortcut.kind, bias=True, norm=False)
+        shortcut = dataclasses.replace(shortcut, bias=True, norm=False)
     return dataclasses.replace(design, convs=convs, shortcut=shortcut, zero_init=None, folds=design_folds(design))
 
 
@@ -115,6 +116,11 @@ def fuse(network: Network) -> Network:
     """The network with its norms folded into the convs before them (the same function in eval mode)."""
     if network.fused:
         return network
+    if network.norm.kind != "batch":
+        raise OptionError(
+            f"--fuse: {network.name} has {network.norm.kind} norm, which normalises each sample by its own "
+            "statistics, so no norm folds into a conv: the network is already its own inference form"
+        )
     folds: list[Fold] = []
     renames: list[tuple[str, str]] = []
     stem = _fold_stem(network.stem_parts, folds, renames)

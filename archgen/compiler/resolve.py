@@ -46,6 +46,7 @@ from ..ir import (
     FeatureInfo,
     FinalNorm,
     GlobalPool,
+    GroupNorm,
     HeadPart,
     InitOptions,
     Layer,
@@ -65,6 +66,7 @@ from ..ir import (
     StemPart,
     StemPool,
     StochasticDepth,
+    ZeroPad,
     part_layers,
 )
 from ..language.spec import (
@@ -73,6 +75,7 @@ from ..language.spec import (
     AttentionSpec,
     AvgAntiAlias,
     BasicBlock,
+    BatchNormSpec,
     BlurAntiAlias,
     BottleneckBlock,
     ClassicStem,
@@ -80,6 +83,8 @@ from ..language.spec import (
     DeepStem,
     EcaAttention,
     FeaturesHead,
+    GroupNormSpec,
+    NormSpec,
     NoStem,
     PlainBlock,
     SEAttention,
@@ -218,8 +223,14 @@ def conv(
     )
 
 
-def norm(r: Rules, name: str, shape: Shape) -> Norm:
+def norm(r: Rules, name: str, shape: Shape) -> Norm | GroupNorm:
     c = shape[0]
+    if r.norm.kind == "group":
+        if c % r.norm.groups:
+            raise Refused(f"{name}: {r.norm.groups} groups do not divide its {c} channels", ("norm", "groups"))
+        return GroupNorm(
+            name=name, in_shape=shape, out_shape=shape, params=2 * c, channels=c, groups=r.norm.groups, eps=r.norm.eps
+        )
     return Norm(
         name=name,
         in_shape=shape,
@@ -252,6 +263,16 @@ def avg_pool(r: Rules, name: str, shape: Shape, stride: int) -> AvgPool:
     out = pooled_size(h, stride, stride, 0, True), pooled_size(w, stride, stride, 0, True)
     check_size(r, name, (h, w), out, "an avg pool", stride)
     return AvgPool(name=name, in_shape=shape, out_shape=(c, *out), kernel=stride, stride=stride)
+
+
+def zero_pad(r: Rules, name: str, shape: Shape, out_ch: int, stride: int, field: Path_) -> ZeroPad:
+    """Option A: every ``stride``-th pixel (ceil(size / stride) of them, the strided conv's count) and zero
+    channels up to ``out_ch``."""
+    c, h, w = shape
+    if out_ch < c:
+        raise Refused(f"{name}: a zero_pad shortcut cannot reduce {c} channels to {out_ch}; use conv", field)
+    out = (out_ch, -(-h // stride), -(-w // stride))
+    return ZeroPad(name=name, in_shape=shape, out_shape=out, in_ch=c, out_ch=out_ch, stride=stride)
 
 
 def same_avg_pool(name: str, shape: Shape) -> AvgPool:
@@ -403,9 +424,9 @@ def stem_pool(r: Rules, shape: Shape, stem: ClassicStem | DeepStem) -> StemPool 
 
 def stride_of(layer: AnyLayer) -> int:
     match layer:
-        case Conv() | MaxPool() | AvgPool() | BlurPool():
+        case Conv() | MaxPool() | AvgPool() | BlurPool() | ZeroPad():
             return layer.stride
-        case Norm() | Act() | GlobalPool() | Dropout() | DropPath() | Linear():
+        case Norm() | GroupNorm() | Act() | GlobalPool() | Dropout() | DropPath() | Linear():
             return 1
         case _:
             assert_never(layer)
@@ -453,25 +474,28 @@ def block_design(block: BlockSpec, r: Rules, zero_init_last: bool) -> BlockDesig
     preact = block.preact
     # In a pre-activation block the last conv feeds the addition directly: no norm follows it.
     last_bias = r.bias(normed=not preact)
+    first: Literal["first_chs", "mid_chs"] = "first_chs" if block.reduce_first > 1 else "mid_chs"
     if isinstance(block, BottleneckBlock):
         at_1x1 = block.stride_at == "1x1"
         convs: tuple[ConvSlot, ...] = (
-            ConvSlot(1, "in_chs", "mid_chs", 1, at_1x1, 1, r.bias(True)),
-            ConvSlot(2, "mid_chs", "mid_chs", 3, not at_1x1, block.groups, r.bias(True), after_stride=at_1x1),
+            ConvSlot(1, "in_chs", first, 1, at_1x1, 1, r.bias(True)),
+            ConvSlot(2, first, "mid_chs", 3, not at_1x1, block.groups, r.bias(True), after_stride=at_1x1),
             ConvSlot(3, "mid_chs", "out_chs", 1, False, 1, last_bias, after_stride=True),
         )
     else:
         convs = (
-            ConvSlot(1, "in_chs", "mid_chs", 3, True, 1, r.bias(True)),
-            ConvSlot(2, "mid_chs", "out_chs", 3, False, 1, last_bias, after_stride=True),
+            ConvSlot(1, "in_chs", first, 3, True, 1, r.bias(True)),
+            ConvSlot(2, first, "out_chs", 3, False, 1, last_bias, after_stride=True),
         )
-    shortcut = ShortcutDesign(block.shortcut.type, bias=r.bias(normed=not preact), norm=not preact)
+    sc = block.shortcut
+    normed = not preact and sc.type != "zero_pad"  # option A projects nothing
+    shortcut = ShortcutDesign(sc.type, bias=r.bias(normed=normed), norm=normed, kernel=sc.kernel)
     spec_attn = block.attention()
     attn = None if spec_attn is None else attention_design(spec_attn)
     n = len(convs)
     zero = (f"conv{n}" if preact else f"bn{n}") if zero_init_last else None
     aa = None if block.anti_alias is None else anti_alias_design(block.anti_alias)
-    return BlockDesign(block.type, preact, convs, shortcut, attn, aa, zero, stride_last)
+    return BlockDesign(block.type, preact, convs, shortcut, attn, aa, block.reduce_first, zero, stride_last)
 
 
 def mid_channels(block: BlockSpec, width: int, name: str, field: Path_) -> int:
@@ -545,9 +569,19 @@ def eca_part(name: str, shape: Shape, eca: EcaDesign) -> Attention:
 
 
 def shortcut_layers(
-    r: Rules, name: str, design: BlockDesign, shape: Shape, out: Shape, stride: int, field: Path_, dilation: int = 1
+    r: Rules,
+    name: str,
+    design: BlockDesign,
+    shape: Shape,
+    out: Shape,
+    stride: int,
+    field: Path_,
+    dilations: tuple[int, int] = (1, 1),
 ) -> list[AnyLayer]:
-    """The shortcut's layers where the block changes shape (none where it keeps it), by its kind."""
+    """The shortcut's layers where the block changes shape (none where it keeps it), by its kind.
+
+    ``dilations``: the block's, up to its stride and after it (output_stride)."""
+    dilation = dilations[1]
     sc = design.shortcut
     assert sc is not None  # residual blocks only
     if stride == 1 and shape[0] == out[0]:
@@ -555,9 +589,15 @@ def shortcut_layers(
     where = (*field, "block", "shortcut", "type")
     match sc.kind:
         case "conv":
-            layers = _projection(r, name, 0, shape, out[0], stride, sc, where)
+            # timm's down_kernel_size: the kernel where the block strides or dilates, dilated as the block's
+            # first conv; a 1x1 elsewhere.
+            wide = stride > 1 or dilation > 1
+            kernel, at = (sc.kernel, dilations[0]) if wide else (1, 1)
+            layers = _projection(r, name, 0, shape, out[0], stride, sc, where, kernel, at)
         case "avgpool" | "maxpool":
             layers = pooled_shortcut(r, name, sc, shape, out[0], stride, dilation, where)
+        case "zero_pad":
+            layers = [zero_pad(r, f"{name}.0", shape, out[0], stride, where)]
         case "identity":
             raise Refused(
                 f"{name}: an identity shortcut cannot change shape ({shape[0]}->{out[0]} channels, stride {stride}); "
@@ -579,10 +619,20 @@ def shortcut_layers(
 
 
 def _projection(
-    r: Rules, name: str, index: int, shape: Shape, out_ch: int, stride: int, sc: ShortcutDesign, where: Path_
+    r: Rules,
+    name: str,
+    index: int,
+    shape: Shape,
+    out_ch: int,
+    stride: int,
+    sc: ShortcutDesign,
+    where: Path_,
+    kernel: int = 1,
+    dilation: int = 1,
 ) -> list[AnyLayer]:
-    """A 1x1 conv at ``name.index`` (strided where the kind has no pool to take the stride), then its norm."""
-    projection = conv(r, f"{name}.{index}", shape, out_ch, 1, stride, bias=sc.bias, field=where)
+    """A conv (1x1, or the shortcut's kernel) at ``name.index``, strided where the kind has no pool to take
+    the stride, then its norm."""
+    projection = conv(r, f"{name}.{index}", shape, out_ch, kernel, stride, bias=sc.bias, field=where, dilation=dilation)
     if not sc.norm:
         return [projection]
     return [projection, norm(r, f"{name}.{index + 1}", projection.out_shape)]
@@ -626,7 +676,12 @@ def block_layers(
     """The layers of one block, rendered from its design (the templates render the same design).
 
     ``dilations``: of the convs up to the strided one, and of those after it (output_stride)."""
-    channels = {"in_chs": shape[0], "mid_chs": mid, "out_chs": out_ch}
+    channels = {"in_chs": shape[0], "first_chs": mid // design.reduce_first, "mid_chs": mid, "out_chs": out_ch}
+    if channels["first_chs"] < 1:
+        raise Refused(
+            f"{name}: the first conv's width, {mid} // reduce_first {design.reduce_first}, is 0 channels",
+            (*field, "block", "reduce_first"),
+        )
     p = f"{name}."
     parts: list[BlockPart] = []
     cur = shape
@@ -668,7 +723,7 @@ def block_layers(
         if drop_path:
             drop = DropPath(name=p + "drop_path", in_shape=cur, out_shape=cur, rate=rate)
             parts.append(StochasticDepth(layers=(drop,)))
-        shortcut = shortcut_layers(r, p + "downsample", design, shape, cur, stride, field, dilations[1])
+        shortcut = shortcut_layers(r, p + "downsample", design, shape, cur, stride, field, dilations)
         parts.append(Shortcut(layers=tuple(shortcut), design=design.shortcut))
         if not design.preact:
             parts.append(PostAct(layers=(act(f"{p}act{design.last}", cur, r.act),)))
@@ -838,8 +893,18 @@ def out_indices(spec: Spec, has_stem: bool) -> tuple[int, ...] | None:
     return tuple(sorted(picked))
 
 
+def norm_options(spec: NormSpec) -> NormOptions:
+    match spec:
+        case BatchNormSpec():
+            return NormOptions(spec.eps, spec.momentum)
+        case GroupNormSpec():
+            return NormOptions(spec.eps, 0.0, "group", spec.groups)
+        case _:
+            assert_never(spec)
+
+
 def _network(spec: Spec, hw: tuple[int, int]) -> Network:
-    r = Rules(NormOptions(spec.norm.eps, spec.norm.momentum), spec.act, spec.conv_bias, hw, spec.input.channels)
+    r = Rules(norm_options(spec.norm), spec.act, spec.conv_bias, hw, spec.input.channels)
     shape: Shape = (spec.input.channels, *hw)
     totals = input_totals(r)
     stem = stem_parts(spec, r, shape)

@@ -36,12 +36,14 @@ from .layers import (
     Dropout,
     DropPath,
     GlobalPool,
+    GroupNorm,
     Layer,
     Linear,
     MaxPool,
     Norm,
     Shape,
     ShortcutKind,
+    ZeroPad,
     shape_text,
 )
 from .network import Block, DropPathOptions, FeatureInfo, Fold, InitOptions, Network, NormOptions, Section, Stage
@@ -91,6 +93,7 @@ __all__ = [
     "FinalNorm",
     "Fold",
     "GlobalPool",
+    "GroupNorm",
     "HeadPart",
     "InitOptions",
     "Layer",
@@ -113,6 +116,7 @@ __all__ = [
     "StemPart",
     "StemPool",
     "StochasticDepth",
+    "ZeroPad",
     "part_layers",
     "shape_text",
 ]

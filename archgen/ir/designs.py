@@ -16,8 +16,9 @@ class ConvSlot:
     """One conv of a block class, in terms of the block constructor's channel arguments."""
 
     index: int  # conv1, conv2, ...
-    in_chs: Literal["in_chs", "mid_chs"]
-    out_chs: Literal["mid_chs", "out_chs"]
+    # first_chs: the first conv's output where the block reduces it (mid_chs // reduce_first)
+    in_chs: Literal["in_chs", "first_chs", "mid_chs"]
+    out_chs: Literal["first_chs", "mid_chs", "out_chs"]
     kernel: int
     strided: bool  # takes the block's stride
     groups: int = 1
@@ -38,7 +39,8 @@ class ShortcutDesign:
 
     kind: ShortcutKind
     bias: bool = False  # the projection's
-    norm: bool = True  # a norm after the projection (not in pre-activation blocks)
+    norm: bool = True  # a norm after the projection (not in pre-activation blocks, nor in one that projects none)
+    kernel: int = 1  # a conv projection's where the block strides or dilates (timm's down_kernel_size)
 
     @property
     def project_on_stride(self) -> bool:
@@ -133,6 +135,7 @@ class BlockDesign:
     shortcut: ShortcutDesign | None  # None: no shortcut (plain blocks)
     attn: AttentionDesign | None = None  # channel attention on the residual branch
     anti_alias: AntiAliasDesign | None = None  # after the strided conv's norm and act
+    reduce_first: int = 1  # the first conv's output is mid_chs // reduce_first (timm's block_reduce_first)
     zero_init: str | None = None  # local name of the layer zeroed by init.zero_init_last (bn3, conv3)
     stride_last: bool = False  # the stage's stride sits on its last block rather than its first
     # The inference form (archgen.compiler.fuse): (conv, norm) local names of the unfused design whose norm is

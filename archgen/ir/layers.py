@@ -14,7 +14,7 @@ def shape_text(shape: Shape) -> str:
 
 
 BlockKind = Literal["basic", "bottleneck", "plain"]
-ShortcutKind = Literal["conv", "avgpool", "maxpool", "identity"]
+ShortcutKind = Literal["conv", "avgpool", "maxpool", "zero_pad", "identity"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,6 +57,17 @@ class Norm(Layer):
     channels: int
     eps: float
     momentum: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class GroupNorm(Layer):
+    """Group norm: each sample's channels normalised in ``groups`` groups by their own statistics, then
+    scaled and shifted per channel; no running statistics (the same in training and eval)."""
+
+    kind: ClassVar[str] = "group_norm"
+    channels: int
+    groups: int
+    eps: float
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,6 +117,17 @@ class BlurPool(Layer):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ZeroPad(Layer):
+    """He et al.'s option-A shortcut: every ``stride``-th pixel from the first (the strided 3x3 conv's grid), and
+    ``out_ch - in_ch`` zero channels appended after the input's; no weights."""
+
+    kind: ClassVar[str] = "zero_pad"
+    in_ch: int
+    out_ch: int
+    stride: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class GlobalPool(Layer):
     kind: ClassVar[str] = "global_pool"
     pool: Literal["avg", "max"] = "avg"
@@ -134,5 +156,7 @@ class Linear(Layer):
 
 
 # Every kind of layer: a consumer matches over this union and ends with assert_never.
-AnyLayer = Conv | Norm | Act | MaxPool | AvgPool | BlurPool | GlobalPool | Dropout | DropPath | Linear
+AnyLayer = (
+    Conv | Norm | GroupNorm | Act | MaxPool | AvgPool | BlurPool | ZeroPad | GlobalPool | Dropout | DropPath | Linear
+)
 L = TypeVar("L", bound=Layer)

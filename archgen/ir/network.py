@@ -113,7 +113,9 @@ class FeatureInfo:
 @dataclass(frozen=True)
 class NormOptions:
     eps: float
-    momentum: float  # PyTorch's convention; Keras' is 1 - momentum
+    momentum: float  # PyTorch's convention; Keras' is 1 - momentum (batch norm's)
+    kind: Literal["batch", "group"] = "batch"
+    groups: int = 0  # group norm's
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ def json_schema() -> dict[str, Any]:
                     "anyOf": [*_variants(defs, _names(field))["anyOf"], {"type": "null"}],
                     "default": None,
                 }
-    for name in ("stem", "block", "head"):
+    for name in ("stem", "block", "head", "norm"):
         props[name] = {**_docs(props[name]), **_variants(defs, _names(name))}
     stage_block = defs["StageSpec"]["properties"]["block"]
     defs["StageSpec"]["properties"]["block"] = {

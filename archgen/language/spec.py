@@ -143,12 +143,14 @@ class InputSpec(StrictModel):
         return (self.size, self.size) if isinstance(self.size, int) else (self.size[0], self.size[1])
 
 
-class NormSpec(StrictModel):
-    """Normalisation. ``momentum`` uses PyTorch's convention (weight of the new
+class BatchNormSpec(StrictModel):
+    """Batch norm. ``momentum`` uses PyTorch's convention (weight of the new
     batch statistic); Keras' momentum is ``1 - momentum``."""
 
     type: Literal["batch"] = Field(
-        "batch", description="The norm layer: batch (batch norm, the only kind).", examples=["batch"]
+        description="batch: batch norm, statistics of the batch in training and running averages in eval. "
+        "The default norm type.",
+        examples=["batch"],
     )
     eps: Real = Field(
         1e-5,
@@ -165,6 +167,38 @@ class NormSpec(StrictModel):
         "(0 < momentum <= 1); Keras' momentum is 1 - momentum.",
         examples=[0.1, 0.01],
     )
+
+
+class GroupNormSpec(StrictModel):
+    """Group norm (Wu and He, 2018; timm's resnet50_gn, BiT): each sample's channels in groups, normalised by
+    their own mean and variance, then scaled and shifted per channel; no running statistics."""
+
+    type: Literal["group"] = Field(
+        description="group: group norm, each sample normalised over groups of channels (no running statistics, "
+        "the same in training and eval; nothing for fuse to fold).",
+        examples=["group"],
+    )
+    groups: Count = Field(
+        32,
+        le=MAX_CHANNELS,
+        description="Number of channel groups; it must divide the channels of every norm (timm's GroupNorm: 32).",
+        examples=[32, 16],
+    )
+    eps: Real = Field(
+        1e-5,
+        gt=0.0,
+        lt=1.0,
+        description="Added to the variance before the square root (0 < eps < 1).",
+        examples=[1e-5],
+    )
+
+
+# The norm layers of a network: one variant per kind, found by its ``type``; a mapping without one is batch norm.
+NormSpec = BatchNormSpec | GroupNormSpec
+Norm = Annotated[
+    Annotated[NormSpec, Field(discriminator="type")],
+    _typed("batch"),
+]
 
 
 class AvgAntiAlias(StrictModel):
@@ -388,18 +422,48 @@ class ShortcutSpec(StrictModel):
     conv: a strided 1x1 conv + norm (ResNet A/B). avgpool: 2x2 average pool
     for the stride, then a 1x1 conv + norm if channels change (ResNet-D).
     maxpool: 1x1 max pool for the stride, 1x1 conv if channels change
-    (keras.applications V2). identity: no parameters; the block may not change
-    shape.
+    (keras.applications V2). zero_pad: no parameters, every stride-th pixel and
+    zeros for the new channels (He et al.'s option A). identity: no parameters;
+    the block may not change shape.
     """
 
-    type: Literal["conv", "avgpool", "maxpool", "identity"] = Field(
+    type: Literal["conv", "avgpool", "maxpool", "zero_pad", "identity"] = Field(
         "conv",
         description="conv: strided 1x1 conv + norm (ResNet A/B); avgpool: stride x stride average pool "
         "(ceil mode, padding not counted), then a 1x1 conv + norm if the channels change (ResNet-D); maxpool: "
         "1x1 max pool for the stride, then a 1x1 conv + norm if the channels change (keras.applications V2); "
-        "identity: nothing, an error where the block changes shape. No norm in pre-activation blocks.",
-        examples=["conv", "avgpool"],
+        "zero_pad: no parameters, every stride-th pixel from the first and zero channels appended (He et al.'s "
+        "option A, their CIFAR networks); identity: nothing, an error where the block changes shape. No norm in "
+        "pre-activation blocks.",
+        examples=["conv", "avgpool", "zero_pad"],
     )
+    kernel: Count = Field(
+        1,
+        le=MAX_KERNEL,
+        description="Kernel size of a conv shortcut's projection where the block strides or dilates (odd; "
+        "padded by kernel // 2); 1x1 elsewhere, as timm's down_kernel_size (senet154: 3). conv shortcuts only.",
+        examples=[1, 3],
+    )
+
+    @field_validator("kernel")
+    @classmethod
+    def _odd(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError(f"expected an odd kernel size (it pads kernel // 2 on each side); received {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _conv_only(self) -> Self:
+        if self.kernel != 1 and self.type != "conv":
+            raise ValueError(f"kernel {self.kernel} is a conv shortcut's; a {self.type} shortcut projects 1x1")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if self.kernel == 1:  # left out at its default: the digests of specs written before it stay
+            data.pop("kernel")
+        return data
 
 
 Shortcut = Annotated[ShortcutSpec, _typed("conv")]
@@ -436,6 +500,13 @@ class _ResidualCommon(StrictModel):
         "defaults; give se or attn, not both.",
         examples=[{"type": "se", "ratio": 0.25}, "eca", None],
     )
+    reduce_first: Count = Field(
+        1,
+        le=MAX_CHANNELS,
+        description="The first conv's output is the block's width // reduce_first, the second conv's input "
+        "likewise (timm's block_reduce_first; senet154: 2).",
+        examples=[1, 2],
+    )
     anti_alias: AntiAlias | None = Field(
         None,
         description="Anti-aliased downsampling (timm's aa_layer): the conv that has the block's stride runs at "
@@ -458,7 +529,10 @@ class _ResidualCommon(StrictModel):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return _without_unset(handler(self), "attn", "anti_alias")
+        data = _without_unset(handler(self), "attn", "anti_alias")
+        if self.reduce_first == 1:  # left out at its default: the digests of specs written before it stay
+            data.pop("reduce_first")
+        return data
 
     def attention(self) -> AttentionSpec | None:
         """The block's attention, however it is spelled."""
@@ -714,10 +788,11 @@ class Spec(StrictModel):
         "mapping without type is a classifier.",
         examples=[{"classes": 10, "dropout": 0.2}, "features", {"type": "features", "out_indices": [1, 2, 3, 4]}],
     )
-    norm: NormSpec = Field(
-        default_factory=NormSpec,
-        description="The norm layers: batch norm, eps and momentum (PyTorch's convention).",
-        examples=[{"eps": 1.001e-5, "momentum": 0.01}],
+    norm: Norm = Field(
+        default_factory=lambda: BatchNormSpec(type="batch"),
+        description="The norm layers, by type: batch (default: eps and momentum, PyTorch's convention) or group "
+        "(groups and eps); a bare type stands for its defaults, a mapping without type is batch norm.",
+        examples=[{"eps": 1.001e-5, "momentum": 0.01}, "group", {"type": "group", "groups": 32}],
     )
     act: Activation = Field(
         "relu",
@@ -781,7 +856,14 @@ class Spec(StrictModel):
 
 # The language's unions, by the field that holds each: the schema's and the loader's lists of variants are
 # read from here, so a new variant is added to its union and nowhere else.
-UNIONS: dict[str, Any] = {"stem": Stem, "block": Block, "head": Head, "attn": Attention, "anti_alias": AntiAlias}
+UNIONS: dict[str, Any] = {
+    "stem": Stem,
+    "block": Block,
+    "head": Head,
+    "norm": Norm,
+    "attn": Attention,
+    "anti_alias": AntiAlias,
+}
 
 
 def variants(union: Any) -> tuple[type[StrictModel], ...]:

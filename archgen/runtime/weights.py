@@ -14,7 +14,22 @@ from typing import Any, assert_never
 
 from .. import registry
 from ..errors import CheckpointError, Problem
-from ..ir import Act, AnyLayer, AvgPool, BlurPool, Conv, Dropout, DropPath, GlobalPool, Linear, MaxPool, Network, Norm
+from ..ir import (
+    Act,
+    AnyLayer,
+    AvgPool,
+    BlurPool,
+    Conv,
+    Dropout,
+    DropPath,
+    GlobalPool,
+    GroupNorm,
+    Linear,
+    MaxPool,
+    Network,
+    Norm,
+    ZeroPad,
+)
 from . import checkpoint_files
 
 Weights = registry.Weights
@@ -48,7 +63,9 @@ def tensor_shapes(layer: AnyLayer) -> dict[str, tuple[int, ...]]:
             return shapes | ({"bias": (layer.out_features,)} if layer.bias else {})
         case Norm():
             return {k: (layer.channels,) for k in ("weight", "bias", "running_mean", "running_var")}
-        case Act() | MaxPool() | AvgPool() | BlurPool() | GlobalPool() | Dropout() | DropPath():
+        case GroupNorm():
+            return {k: (layer.channels,) for k in ("weight", "bias")}
+        case Act() | MaxPool() | AvgPool() | BlurPool() | ZeroPad() | GlobalPool() | Dropout() | DropPath():
             return {}
         case _:
             assert_never(layer)

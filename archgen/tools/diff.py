@@ -27,6 +27,7 @@ from ..ir import (
     Conv,
     Dropout,
     FinalNorm,
+    GroupNorm,
     Network,
     Norm,
     Section,
@@ -234,7 +235,7 @@ def _convs_with_norm_after(network: Network) -> Iterator[tuple[Conv, bool]]:
     for layers in sections:
         for i, layer in enumerate(layers):
             if isinstance(layer, Conv) and id(layer) not in own:
-                yield layer, i + 1 < len(layers) and isinstance(layers[i + 1], Norm)
+                yield layer, i + 1 < len(layers) and isinstance(layers[i + 1], Norm | GroupNorm)
 
 
 def _conv_bias(network: Network) -> str:
@@ -282,8 +283,9 @@ def _conv_init(network: Network) -> str:
 # The network-wide aspects: (name, description); None where the network has no such thing.
 NETWORK_ASPECTS: tuple[tuple[str, Callable[[Network], str | None]], ...] = (
     ("activation", lambda n: n.act),
+    ("norm", lambda n: "batch" if n.norm.kind == "batch" else f"group ({n.norm.groups} groups)"),
     ("norm eps", lambda n: repr(n.norm.eps)),
-    ("norm momentum", lambda n: repr(n.norm.momentum)),
+    ("norm momentum", lambda n: repr(n.norm.momentum) if n.norm.kind == "batch" else None),
     ("conv bias", _conv_bias),
     ("conv init", _conv_init),
     ("zero-init last", _zero_init),
@@ -309,6 +311,8 @@ def _shortcut(stage: Stage) -> str:
     shortcut = stage.design.shortcut
     if shortcut is None:
         return "none"
+    if shortcut.kernel > 1:
+        return f"{shortcut.kind} ({shortcut.kernel}x{shortcut.kernel} where the block strides)"
     return {"avgpool": "avgpool (ResNet-D)"}.get(shortcut.kind, shortcut.kind)
 
 
@@ -332,6 +336,7 @@ STAGE_ASPECTS: tuple[tuple[str, Callable[[Stage], str | None]], ...] = (
     ("strided block", lambda s: "last" if s.design.stride_last else "first"),
     ("shortcut", _shortcut),
     ("anti-aliasing", lambda s: anti_alias_text(s.design.anti_alias)),
+    ("first conv width", lambda s: "full" if s.design.reduce_first == 1 else f"1/{s.design.reduce_first}"),
 )
 
 
@@ -472,5 +477,8 @@ def diff(a: Network, b: Network) -> NetworkDiff:
     if same_network(a, b):
         return NetworkDiff(a, b, True, (), section_deltas(a, b))
     changes = _input(a, b) + _stem(a, b) + _stages(a, b) + _head(a, b)
-    changes += _aspects(NETWORK, a, b, NETWORK_ASPECTS) + _schedule(a, b)
+    network = _aspects(NETWORK, a, b, NETWORK_ASPECTS)
+    if a.norm.kind != b.norm.kind:  # the other kind has other fields: its kind says it
+        network = [c for c in network if c.aspect not in ("norm eps", "norm momentum")]
+    changes += network + _schedule(a, b)
     return NetworkDiff(a, b, False, tuple(changes or _fallback(a, b)), section_deltas(a, b))

@@ -47,6 +47,7 @@ from ..ir import (
     DropPath,
     FinalNorm,
     GlobalPool,
+    GroupNorm,
     Layer,
     Linear,
     MaxPool,
@@ -60,6 +61,7 @@ from ..ir import (
     StemConvs,
     StemPool,
     StochasticDepth,
+    ZeroPad,
     shape_text,
 )
 from .summary import flops_text
@@ -145,7 +147,7 @@ def _stem_lines(network: Network) -> list[Line]:
     convs_part, pool = network.stem_part(StemConvs), network.stem_part(StemPool)
     body = convs_part.layers if convs_part is not None else ()
     convs = [x for x in body if isinstance(x, Conv)]
-    norms = sum(isinstance(x, Norm) for x in body)
+    norms = sum(isinstance(x, Norm | GroupNorm) for x in body)
     acts = sorted({x.fn for x in body if isinstance(x, Act)})
     text = "conv " + ", ".join(kernel_text(c) for c in convs) + ": " + "-".join(str(c.out_ch) for c in convs)
     if norms:
@@ -264,11 +266,11 @@ def _layer_node(layer: AnyLayer) -> Node:
     match layer:
         case Conv() | Linear():
             kind = "conv"
-        case Norm():
+        case Norm() | GroupNorm():
             kind = "norm"
         case Act():
             kind = "act"
-        case MaxPool() | AvgPool() | BlurPool() | GlobalPool():
+        case MaxPool() | AvgPool() | BlurPool() | ZeroPad() | GlobalPool():
             kind = "pool"
         case DropPath() | Dropout():
             kind = "drop"

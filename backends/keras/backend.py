@@ -23,11 +23,13 @@ from archgen.ir import (
     Dropout,
     DropPath,
     GlobalPool,
+    GroupNorm,
     Linear,
     MaxPool,
     Network,
     Norm,
     Shape,
+    ZeroPad,
 )
 
 from .emit import keras_name
@@ -253,7 +255,15 @@ class KerasBackend:
 
 
 # The objects of templates/objects.py.j2, as custom_objects.py.j2 defines all of them.
-CUSTOM_OBJECTS = ("ResNet", "NegInfPadding2D", "CeilAveragePooling2D", "BlurPool2D", "exact_gelu", "leaky_relu")
+CUSTOM_OBJECTS = (
+    "ResNet",
+    "NegInfPadding2D",
+    "CeilAveragePooling2D",
+    "BlurPool2D",
+    "ZeroPadShortcut",
+    "exact_gelu",
+    "leaky_relu",
+)
 
 
 def custom_objects() -> dict[str, Any]:
@@ -313,7 +323,9 @@ def _to_torch(layer: AnyLayer, values: list[Any]) -> dict[str, Any]:
             return {"weight": values[0].T} | ({"bias": values[1]} if len(values) > 1 else {})
         case Norm():
             return dict(zip(_NORM_KEYS, values, strict=True))
-        case Act() | MaxPool() | AvgPool() | BlurPool() | GlobalPool() | Dropout() | DropPath():
+        case GroupNorm():  # gamma, beta
+            return dict(zip(_NORM_KEYS[:2], values, strict=True))
+        case Act() | MaxPool() | AvgPool() | BlurPool() | ZeroPad() | GlobalPool() | Dropout() | DropPath():
             raise ValueError(f"{layer.name}: IR {layer.kind} layers hold no weights")
         case _:
             assert_never(layer)
@@ -330,7 +342,9 @@ def _from_torch(layer: AnyLayer, tensors: dict[str, Any]) -> list[Any]:
             return [tensors["weight"].T, *bias]
         case Norm():
             return [tensors[k] for k in _NORM_KEYS]
-        case Act() | MaxPool() | AvgPool() | BlurPool() | GlobalPool() | Dropout() | DropPath():
+        case GroupNorm():
+            return [tensors[k] for k in _NORM_KEYS[:2]]
+        case Act() | MaxPool() | AvgPool() | BlurPool() | ZeroPad() | GlobalPool() | Dropout() | DropPath():
             raise ValueError(f"{layer.name}: IR {layer.kind} layers hold no weights")
         case _:
             assert_never(layer)

@@ -17,9 +17,11 @@ from archgen.ir import (
     Dropout,
     DropPath,
     GlobalPool,
+    GroupNorm,
     Linear,
     MaxPool,
     Norm,
+    ZeroPad,
 )
 from archgen.language.activations import ACTIVATIONS
 from archgen.registry import Emitter
@@ -47,7 +49,7 @@ def apply(layer: AnyLayer, network_act: str) -> str:
                 f"x = conv(x, filters={layer.out_ch}, kernel={layer.kernel}, stride={layer.stride}, "
                 f"groups={layer.groups}, bias={layer.bias}, name={name})"
             )
-        case Norm():
+        case Norm() | GroupNorm():  # the file's norm() makes the network's kind
             return f"x = norm({name})(x)"
         case Act() if layer.fn == network_act:
             return f"x = act({name})(x)"
@@ -69,7 +71,7 @@ def apply(layer: AnyLayer, network_act: str) -> str:
             return f"x = layers.AveragePooling2D({layer.kernel}, {layer.stride}, name={name})(x)"
         case BlurPool():
             return f'x = BlurPool2D({layer.stride}, {layer.kernel}, "{layer.pad_mode}", name={name})(x)'
-        case AvgPool() | DropPath():  # block layers: the block templates render them
+        case AvgPool() | DropPath() | ZeroPad():  # block layers: the block templates render them
             raise ValueError(f"no Keras statement for IR {layer.kind} layer {layer.name} in a stem or head")
         case _:
             assert_never(layer)

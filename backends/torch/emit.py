@@ -14,9 +14,11 @@ from archgen.ir import (
     Dropout,
     DropPath,
     GlobalPool,
+    GroupNorm,
     Linear,
     MaxPool,
     Norm,
+    ZeroPad,
 )
 from archgen.language.activations import ACTIVATIONS
 from archgen.registry import Emitter
@@ -60,7 +62,7 @@ def module(layer: AnyLayer, network_act: str) -> str:
                 layer.in_ch, layer.out_ch, layer.kernel, layer.stride, layer.groups, layer.bias, layer.dilation
             )
             return f"nn.Conv2d({args})"
-        case Norm():
+        case Norm() | GroupNorm():  # the file's norm() makes the network's kind
             return f"norm({layer.channels})"
         case Act():
             return "act()" if layer.fn == network_act else ACTIVATIONS[layer.fn].torch
@@ -78,7 +80,7 @@ def module(layer: AnyLayer, network_act: str) -> str:
             return f"nn.AvgPool2d({layer.kernel})"
         case BlurPool():
             return f'BlurPool2d({layer.channels}, {layer.stride}, {layer.kernel}, "{layer.pad_mode}")'
-        case AvgPool() | DropPath():  # block layers: the block templates render them
+        case AvgPool() | DropPath() | ZeroPad():  # block layers: the block templates render them
             raise ValueError(f"no PyTorch expression for IR {layer.kind} layer {layer.name} in a stem or head")
         case _:
             assert_never(layer)

@@ -45,7 +45,7 @@ def randomize_(
                 _fill(m.weight, gen, "normal", 0.0, math.sqrt(2.0 / fan_in))
                 if m.bias is not None:
                     _fill(m.bias, gen, "normal", 0.0, 0.1)
-            elif isinstance(m, nn.BatchNorm2d):
+            elif isinstance(m, nn.BatchNorm2d | nn.GroupNorm):
                 _fill(m.weight, gen, "uniform", *gamma)
                 _fill(m.bias, gen, "normal", 0.0, 0.1)
             elif any(True for _ in m.parameters(recurse=False)):
