@@ -309,3 +309,29 @@ def assert_same_outputs(ref: Any, ours: Any, device: str, seed: int, size: int, 
     assert torch.allclose(got, expected, rtol=1e-4, atol=1e-5 * scale), (
         f"max |diff| {diff:.3g} (logit scale {scale:.3g})"
     )
+
+
+def assert_ports_to_keras(reference: Any, spec: str, size: int, folder: Path) -> Path:
+    """A randomised reference's checkpoint, ported to Keras by ``archgen port`` (which verifies it), loads into
+    archgen's Keras model of ``spec`` and gives the reference's logits; ``archgen compare --weights`` agrees.
+    Returns the checkpoint."""
+    import numpy as np
+    import torch
+    from archgen.backends.keras import BACKEND as KERAS
+
+    import archgen
+
+    ckpt, out = folder / f"{spec}.pth", folder / f"{spec}.weights.h5"
+    torch.save(reference.state_dict(), ckpt)
+    text = invoke(["port", ckpt, "--spec", spec, "--to", "keras", "-o", out]).output
+    assert "verified: worst relative difference" in text
+    _, network = archgen.compile_spec(spec_path(spec), input_size=size)
+    model = KERAS.build(network)
+    model.load_weights(str(out))
+    x = np.random.default_rng(1).standard_normal((2, 3, size, size)).astype("float32")
+    with torch.no_grad():
+        want = reference.eval()(torch.from_numpy(x)).numpy()
+    got = np.asarray(model(x.transpose(0, 2, 3, 1), training=False))
+    assert float(np.abs(got - want).max() / max(1.0, np.abs(want).max())) <= 1e-4
+    assert "ok: worst relative difference" in invoke(["compare", spec, "--input-size", size, "--weights", ckpt]).output
+    return ckpt

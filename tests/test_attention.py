@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import timm
 import torch
-from archgen.backends.keras import BACKEND as KERAS
 from archgen.backends.torch.randomize import randomize_
-from helpers import invoke, spec_path
+from helpers import assert_ports_to_keras
 from timm.layers import EcaModule
 
 import archgen
@@ -88,17 +86,4 @@ def test_the_reports_name_eca() -> None:
 def test_a_timm_checkpoint_ports_to_keras_and_compare_agrees(tmp_path: Path) -> None:
     ref = timm.create_model("ecaresnet50d", pretrained=False)
     randomize_(ref, (3, SIZE, SIZE), seed=0, batches=2, batch_size=8, gamma=(0.05, 0.15)).eval()
-    ckpt, out = tmp_path / "eca.pth", tmp_path / "eca.weights.h5"
-    torch.save(ref.state_dict(), ckpt)
-    text = invoke(["port", ckpt, "--spec", "ecaresnet50d", "--to", "keras", "-o", out]).output
-    assert "verified: worst relative difference" in text
-    _, network = archgen.compile_spec(spec_path("ecaresnet50d"), input_size=SIZE)
-    model = KERAS.build(network)
-    model.load_weights(str(out))
-    x = np.random.default_rng(1).standard_normal((2, 3, SIZE, SIZE)).astype("float32")
-    with torch.no_grad():
-        want = ref(torch.from_numpy(x)).numpy()
-    got = np.asarray(model(x.transpose(0, 2, 3, 1), training=False))
-    assert float(np.abs(got - want).max() / max(1.0, np.abs(want).max())) <= 1e-4
-    args = ["compare", "ecaresnet50d", "--input-size", SIZE, "--weights", ckpt]
-    assert "ok: worst relative difference" in invoke(args).output
+    assert_ports_to_keras(ref, "ecaresnet50d", SIZE, tmp_path)

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import timm
 import torch
-from archgen.backends.keras import BACKEND as KERAS
 from archgen.backends.torch.randomize import randomize_
-from helpers import invoke, spec_path
+from helpers import assert_ports_to_keras, invoke
 
 import archgen
 from archgen.errors import OptionError
@@ -68,18 +66,7 @@ def test_fuse_refuses_a_group_norm_network() -> None:
 def test_a_timm_checkpoint_ports_to_keras_and_compare_agrees(tmp_path: Path) -> None:
     reference = timm.create_model("resnet50_gn")
     randomize_(reference, (3, SIZE, SIZE), seed=0).eval()
-    ckpt, out = tmp_path / "gn.pth", tmp_path / "gn.weights.h5"
-    torch.save(reference.state_dict(), ckpt)
-    text = invoke(["port", ckpt, "--spec", "resnet50_gn", "--to", "keras", "-o", out]).output
-    assert "verified: worst relative difference" in text
-    _, network = archgen.compile_spec(spec_path("resnet50_gn"), input_size=SIZE)
-    model = KERAS.build(network)
-    model.load_weights(str(out))
-    x = np.random.default_rng(1).standard_normal((2, 3, SIZE, SIZE)).astype("float32")
-    with torch.no_grad():
-        want = reference(torch.from_numpy(x)).numpy()
-    got = np.asarray(model(x.transpose(0, 2, 3, 1), training=False))
-    assert float(np.abs(got - want).max() / max(1.0, np.abs(want).max())) <= 1e-4
+    assert_ports_to_keras(reference, "resnet50_gn", SIZE, tmp_path)
 
 
 def test_the_reports_name_the_norm() -> None:
