@@ -257,12 +257,22 @@ def max_pool(r: Rules, name: str, shape: Shape, kernel: int, stride: int, paddin
     )
 
 
-def avg_pool(r: Rules, name: str, shape: Shape, stride: int) -> AvgPool:
-    """A stride x stride average over real pixels only, windows from the top-left (PyTorch's ceil mode)."""
+def avg_pool(r: Rules, name: str, shape: Shape, stride: int, ceil_mode: bool = True) -> AvgPool:
+    """A stride x stride average, windows from the top-left. Ceil mode (ResNet-D shortcuts): a last partial
+    window averages its real pixels only. Floor mode (PyTorch's ``AvgPool2d(stride)``, timm's average-pool
+    anti-aliasing): it is dropped."""
     c, h, w = shape
-    out = pooled_size(h, stride, stride, 0, True), pooled_size(w, stride, stride, 0, True)
-    check_size(r, name, (h, w), out, "an avg pool", stride)
-    return AvgPool(name=name, in_shape=shape, out_shape=(c, *out), kernel=stride, stride=stride)
+    out = pooled_size(h, stride, stride, 0, ceil_mode), pooled_size(w, stride, stride, 0, ceil_mode)
+    check_size(r, name, (h, w), out, "an avg pool" if ceil_mode else "an anti-aliasing avg pool", stride)
+    return AvgPool(
+        name=name,
+        in_shape=shape,
+        out_shape=(c, *out),
+        kernel=stride,
+        stride=stride,
+        ceil_mode=ceil_mode,
+        count_include_pad=not ceil_mode,
+    )
 
 
 def zero_pad(r: Rules, name: str, shape: Shape, out_ch: int, stride: int, field: Path_) -> ZeroPad:
@@ -279,23 +289,6 @@ def same_avg_pool(name: str, shape: Shape) -> AvgPool:
     """timm's 2x2 stride-1 "same" average (AvgPool2dSame) of a ResNet-D shortcut in a dilated stage:
     a zero row and column appended, counted in the average; the map keeps its size."""
     return AvgPool(name=name, in_shape=shape, out_shape=shape, kernel=2, stride=1, ceil_mode=False, pad_after=1)
-
-
-def floor_avg_pool(r: Rules, name: str, shape: Shape, stride: int) -> AvgPool:
-    """PyTorch's ``AvgPool2d(stride)``: stride x stride windows from the top-left, a last partial one dropped
-    (timm's average-pool anti-aliasing)."""
-    c, h, w = shape
-    out = pooled_size(h, stride, stride, 0), pooled_size(w, stride, stride, 0)
-    check_size(r, name, (h, w), out, "an anti-aliasing avg pool", stride)
-    return AvgPool(
-        name=name,
-        in_shape=shape,
-        out_shape=(c, *out),
-        kernel=stride,
-        stride=stride,
-        ceil_mode=False,
-        count_include_pad=True,
-    )
 
 
 def blur_pool(r: Rules, name: str, shape: Shape, kernel: int, stride: int, pad_mode: str) -> BlurPool:
@@ -339,7 +332,7 @@ def anti_alias_layer(r: Rules, name: str, shape: Shape, design: AntiAliasDesign,
     """The layer that takes a stride after the layer that had it, by kind."""
     match design.kind:
         case "avg":
-            return floor_avg_pool(r, name, shape, stride)
+            return avg_pool(r, name, shape, stride, ceil_mode=False)
         case "blur":
             return blur_pool(r, name, shape, design.kernel, stride, design.padding)
         case _:
@@ -401,7 +394,7 @@ def stem_pool(r: Rules, shape: Shape, stem: ClassicStem | DeepStem) -> StemPool 
     aa = None if stem.anti_alias is None else anti_alias_design(stem.anti_alias)
     match stem.pool:
         case "max" if aa is not None and aa.kind == "avg":
-            return StemPool(layers=(floor_avg_pool(r, "maxpool", shape, 2),), kind="avg")
+            return StemPool(layers=(avg_pool(r, "maxpool", shape, 2, ceil_mode=False),), kind="avg")
         case "max" if aa is not None:
             pool = max_pool(r, "maxpool.0", shape, 3, 1, 1, stem.pool_padding)
             return StemPool(layers=(pool, anti_alias_layer(r, "maxpool.1", shape, aa, 2)), kind="max")

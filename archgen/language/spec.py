@@ -245,11 +245,11 @@ AntiAlias = Annotated[
 ]
 
 
-def _without_unset(data: dict[str, Any], *fields: str) -> dict[str, Any]:
-    """Drop the optional fields left unset, so that the resolved form (and the digest) of a spec that never
-    names them stays what it was before they existed."""
-    for name in fields:
-        if data.get(name, 0) is None:
+def _without_defaults(data: dict[str, Any], **defaults: Any) -> dict[str, Any]:
+    """Drop the fields added to the language after specs were written while they hold their defaults, so
+    that the resolved form (and the digest) of a spec that never names them stays what it was."""
+    for name, default in defaults.items():
+        if name in data and data[name] == default:
             data.pop(name)
     return data
 
@@ -288,7 +288,7 @@ class _StemCommon(StrictModel):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return _without_unset(handler(self), "anti_alias")
+        return _without_defaults(handler(self), anti_alias=None)
 
 
 class ClassicStem(_StemCommon):
@@ -460,10 +460,7 @@ class ShortcutSpec(StrictModel):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        if self.kernel == 1:  # left out at its default: the digests of specs written before it stay
-            data.pop("kernel")
-        return data
+        return _without_defaults(handler(self), kernel=1)
 
 
 Shortcut = Annotated[ShortcutSpec, _typed("conv")]
@@ -529,10 +526,7 @@ class _ResidualCommon(StrictModel):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data = _without_unset(handler(self), "attn", "anti_alias")
-        if self.reduce_first == 1:  # left out at its default: the digests of specs written before it stay
-            data.pop("reduce_first")
-        return data
+        return _without_defaults(handler(self), attn=None, anti_alias=None, reduce_first=1)
 
     def attention(self) -> AttentionSpec | None:
         """The block's attention, however it is spelled."""
