@@ -279,11 +279,12 @@ class ResNet(nn.Module):
             x = self.layer2(x)
             x = self.layer3(x)
             x = self.layer4(x)
+        # The final norm and act end the features, as timm's forward_features.
+        x = self.post_bn(x)
+        x = self.post_act(x)
         return x
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.post_bn(x)
-        x = self.post_act(x)
         x = self.global_pool(x)
         if pre_logits:
             return x
@@ -308,7 +309,8 @@ class ResNet(nn.Module):
         the last n), and the final features (as ``forward_features``), as timm's models return them.
 
         norm: apply the final norm and activation (post_bn, post_act) to the last map.
-        stop_early: stop after the last map taken (the features returned are then that map).
+        stop_early: stop after the last map taken (the features returned are then that map, else
+        those of forward_features, after the final norm).
         """
         if output_fmt != "NCHW":
             raise ValueError(f"output_fmt={output_fmt!r}: this model's maps are 'NCHW'")
@@ -330,6 +332,8 @@ class ResNet(nn.Module):
                     break
         if intermediates_only:
             return intermediates
+        if not stop_early or take[-1] == len(FEATURE_INFO) - 1:  # it ran to the end
+            x = self.post_act(self.post_bn(x))  # the final features, as forward_features
         return x, intermediates
 
     @torch.jit.ignore

@@ -35,11 +35,13 @@ from archgen.runtime.weights import read_state_dict
 SIZE = 32
 TORCH = backend("torch")
 # One spec per block design, shortcut, stem and tweak: basic/bottleneck/plain blocks, pre-activation,
-# SE, grouped convs, conv/avgpool shortcuts, the deep and ResNet-RS stems, a Keras-style stride.
+# SE, grouped convs, conv/avgpool shortcuts, the deep and ResNet-RS stems, a Keras-style stride, timm's
+# resnetv2 naming (named shortcut parts, a numbered deep stem, a 1x1-conv classifier).
 DESIGNS = [
     "resnet18",
     "resnet50d",
     "resnet50v2",
+    "resnetv2_50d",
     "seresnet50",
     "resnetrs50",
     "resnext50_32x4d",

@@ -179,7 +179,9 @@ def test_emitted_models_have_the_same_api(name: str) -> None:
     with torch.no_grad():
         _, maps = model.forward_intermediates(x)
         assert len(maps) == len(network.feature_info) and model.num_features == network.num_features
-        assert torch.equal(maps[-1], model.forward_features(x))
+        # forward_features ends as timm's, with a pre-activation network's final norm: the last map with norm=True
+        _, normed = model.forward_intermediates(x, norm=True)
+        assert torch.equal(normed[-1], model.forward_features(x))
 
 
 def check_torchscript_fx_and_export(model: torch.nn.Module, network: archgen.Network) -> None:

@@ -45,6 +45,7 @@ from ..ir import (
     Layer,
     Linear,
     MaxPool,
+    Naming,
     Network,
     Norm,
     NormOptions,
@@ -143,7 +144,7 @@ class Group:
 
     @property
     def sequential(self) -> bool:
-        return len(self.layers) > 1 or "." in self.layers[0].name
+        return len(self.layers) > 1 or self.layers[0].name != self.name
 
     @property
     def global_pool(self) -> bool:
@@ -169,6 +170,30 @@ class Context:
     @property
     def act(self) -> str:
         return self.network.act
+
+    @property
+    def naming(self) -> Naming:
+        return self.network.naming
+
+    @property
+    def head_container(self) -> str | None:
+        """The classifier's container module, made before its children (None: the model holds them)."""
+        container = self.naming.head.rstrip(".")
+        return container if container and any(g.name.startswith(container + ".") for g in self.head) else None
+
+    @property
+    def fc(self) -> Linear | None:
+        return next((x for x in self.network.head if isinstance(x, Linear)), None)
+
+    @property
+    def global_pool(self) -> GlobalPool | None:
+        return next((x for x in self.network.head if isinstance(x, GlobalPool)), None)
+
+    @property
+    def final_norm_layers(self) -> tuple[Layer, ...]:
+        """A pre-activation network's final norm and act (empty if it has none)."""
+        part = self.network.head_part(FinalNorm)
+        return part.layers if part is not None else ()
 
     @property
     def norm(self) -> NormOptions:
@@ -262,7 +287,7 @@ class Context:
         first = self.network.feature_info[0].module if self.network.stem else None
         if first is None or first not in self.taps:
             return None
-        return [x.name for x in self.network.stem if x.name.split(".")[0] == first][-1]
+        return [x.name for x in self.network.stem if self.naming.group(x.name) == first][-1]
 
     @property
     def stem_folds(self) -> list[Fold]:
@@ -305,12 +330,20 @@ class Context:
         )
 
 
-def _groups(layers: tuple[Layer, ...]) -> list[Group]:
+def _groups(layers: tuple[Layer, ...], naming: Naming) -> list[Group]:
     groups: dict[str, Group] = {}
     for layer in layers:
-        top = layer.name.split(".")[0]
+        top = naming.group(layer.name)
         groups.setdefault(top, Group(top, [])).layers.append(layer)
     return list(groups.values())
+
+
+def attr(path: str, owner: str = "self") -> str:
+    """The Python expression of the module at a dotted path: stages.0.blocks -> self.stages[0].blocks."""
+    out = owner
+    for part in path.split("."):
+        out += f"[{part}]" if part.isdigit() else f".{part}"
+    return out
 
 
 def _numbered(base: str, key: object, names: dict[object, str], taken: set[str]) -> str:
@@ -337,6 +370,10 @@ def _uses(network: Network, blocks: list[BlockClass]) -> set[str]:
             uses.add("zero_pad_shortcut")
     if any(isinstance(x, BlurPool) for x in network.stem):
         uses.add("blur_pool")
+    if any(isinstance(x, Linear) and x.conv for x in network.head):
+        uses.add("pointwise_linear")
+    if network.naming.shortcut_parts == "role" and any(b.shortcut is not None for b in blocks):
+        uses.add("ordered_dict")
     for layer in (*network.stem, *network.head):
         if isinstance(layer, MaxPool):
             uses.add("max_pool")
@@ -388,8 +425,8 @@ def build_context(network: Network, source: str) -> Context:
         digest=network.digest,
         version=__version__,
         network=network,
-        stem=_groups(network.stem),
-        head=_groups(network.head),
+        stem=_groups(network.stem, network.naming),
+        head=_groups(network.head, network.naming),
         blocks=classes,
         stages=stages,
         attention_classes=list(attention_classes.values()),
@@ -465,7 +502,7 @@ def _environment(backend: str) -> tuple[jinja2.Environment, str]:
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # Python source, not HTML; every value is a number or a validated identifier
     )
-    shared = {"pystr": pystr, "docstring": docstring, "blockdoc": blockdoc, "params": params}
+    shared = {"pystr": pystr, "docstring": docstring, "blockdoc": blockdoc, "params": params, "attr": attr}
     env.filters.update(shared, keywords=keywords, passed=passed)  # the same for every backend
     env.filters.update(emitter.filters)
     env.bytecode_cache = _bytecode_cache(env)

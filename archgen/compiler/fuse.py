@@ -23,14 +23,15 @@ from ..ir import AnyLayer, Block, BlockDesign, Conv, Fold, Network, Norm, Shortc
 def design_folds(design: BlockDesign) -> tuple[tuple[str, str], ...]:
     """(conv, norm) local names of one block of ``design`` whose norm folds into the conv; the
     shortcut's only where the block projects."""
+    n = design.naming
     if design.preact:  # norm i+1 follows conv i; norm 1 also feeds the shortcut
-        pairs = [(f"conv{a.index}", f"bn{b.index}") for a, b in zip(design.convs, design.convs[1:], strict=False)]
+        convs = zip(design.convs, design.convs[1:], strict=False)
+        pairs = [(n.block_conv(a.index), n.block_norm(b.index)) for a, b in convs]
     else:
-        pairs = [(f"conv{c.index}", f"bn{c.index}") for c in design.convs]
+        pairs = [(n.block_conv(c.index), n.block_norm(c.index)) for c in design.convs]
     sc = design.shortcut
     if sc is not None and sc.norm:
-        at = 0 if sc.kind == "conv" else 1  # a pooled shortcut's projection follows its pool
-        pairs.append((f"downsample.{at}", f"downsample.{at + 1}"))
+        pairs.append((n.shortcut_layer("conv", sc.pooled), n.shortcut_layer("norm", sc.pooled)))
     return tuple(pairs)
 
 
@@ -94,11 +95,11 @@ def _fold_chain(
     out: list[AnyLayer] = []
     position: dict[str, int] = {}
     for layer, norm in kept:
-        top, dot, _ = layer.name.partition(".")
+        parent, _, leaf = layer.name.rpartition(".")
         name = layer.name
-        if dot:
-            name = f"{top}.{position.setdefault(top, 0)}"
-            position[top] += 1
+        if leaf.isdigit():  # a position in an nn.Sequential; a named module keeps its name
+            name = f"{parent}.{position.setdefault(parent, 0)}"
+            position[parent] += 1
         if norm is not None:
             folds.append(Fold(name, layer.name, norm))
         elif name != layer.name and layer.weighted:

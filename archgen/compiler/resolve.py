@@ -7,11 +7,11 @@ of, decided once), the layers of a block rendered from its design
 refuses a network raises ``Refused`` with the field path it concerns;
 ``resolve`` maps that path to file, line and column in one place (``_locate``).
 
-Names follow torchvision/timm module paths so that their checkpoints load
-into the PyTorch backend unchanged: stem ``conv1``/``bn1``/``act1``/``maxpool``
-(a deep stem is the Sequential ``conv1.0..``; a conv "pool" is ``maxpool.0..``),
-stages ``layer1..``, blocks ``conv1, bn1, act1, ...``, shortcut
-``downsample.N``, SE ``se.fc1/fc2``, head ``global_pool``/``fc``.
+Names are module paths of the reference the spec's ``naming`` names (``archgen.ir.naming``), so that
+its checkpoints load into the PyTorch backend unchanged: torchvision's (stem ``conv1``/``bn1``/``act1``/
+``maxpool``, stages ``layer1..``, blocks ``conv1, bn1, act1, ...``, shortcut ``downsample.N``, SE
+``se.fc1/fc2``, head ``global_pool``/``fc``) or timm's resnetv2 (``stem.conv``, ``stages.0.blocks.0.norm1``,
+``downsample.conv``, ``norm``, ``head.fc``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any, Literal, assert_never, cast
 
 from ..errors import Problem, SpecError, dotted
 from ..ir import (
+    NAMINGS,
     Act,
     AntiAlias,
     AntiAliasDesign,
@@ -52,6 +53,7 @@ from ..ir import (
     Layer,
     Linear,
     MaxPool,
+    Naming,
     Network,
     Norm,
     NormOptions,
@@ -122,6 +124,7 @@ class Rules:
     conv_bias: str  # never | always | unnormed
     hw: tuple[int, int]
     channels: int = 3  # of the input
+    naming: Naming = NAMINGS["torchvision"]
 
     @property
     def input_elements(self) -> int:
@@ -358,32 +361,41 @@ def stem_parts(spec: Spec, r: Rules, shape: Shape) -> list[StemPart]:
 
 def _stem_norm_act(r: Rules, layers: list[AnyLayer], stem: ClassicStem | DeepStem) -> None:
     if stem.norm_act:
-        layers.append(norm(r, "bn1", layers[-1].out_shape))
-        layers.append(act("act1", layers[-1].out_shape, r.act))
+        n = r.naming
+        if isinstance(stem, DeepStem):
+            count = len(stem.widths)
+            norm_name, act_name = n.deep_stem_layer("norm", count, count), n.deep_stem_layer("act", count, count)
+        else:
+            norm_name, act_name = n.in_stem(n.stem_norm), n.in_stem(n.stem_act)
+        layers.append(norm(r, norm_name, layers[-1].out_shape))
+        layers.append(act(act_name, layers[-1].out_shape, r.act))
 
 
 def classic_stem(spec: Spec, r: Rules, shape: Shape, stem: ClassicStem) -> StemConvs:
     """One large strided conv (``conv1``), its norm and activation."""
     width = scaled_width(stem.width, spec.width_multiplier)
     bias = r.bias(stem.norm_act)
-    layers: list[AnyLayer] = [conv(r, "conv1", shape, width, stem.kernel, stem.stride, bias=bias, field=("stem",))]
+    name = r.naming.in_stem(r.naming.stem_conv)
+    layers: list[AnyLayer] = [conv(r, name, shape, width, stem.kernel, stem.stride, bias=bias, field=("stem",))]
     _stem_norm_act(r, layers, stem)
     return StemConvs(layers=tuple(layers), kind="classic")
 
 
 def deep_stem(spec: Spec, r: Rules, shape: Shape, stem: DeepStem) -> StemConvs:
-    """3x3 convs (the Sequential ``conv1``), norm + act between them, the first strided."""
+    """3x3 convs (the Sequential ``conv1``, or ``stem.conv1..``), norm + act between them, the first strided."""
     layers: list[AnyLayer] = []
+    named = r.naming.deep_stem_layer
     widths = [scaled_width(w, spec.width_multiplier) for w in stem.widths]
     for i, width in enumerate(widths):
         last = i == len(widths) - 1
         cur = layers[-1].out_shape if layers else shape
         stride = stem.stride if i == 0 else 1
         normed = not last or stem.norm_act
-        layers.append(conv(r, f"conv1.{3 * i}", cur, width, 3, stride, bias=r.bias(normed), field=("stem",)))
+        n = len(widths)
+        layers.append(conv(r, named("conv", i + 1, n), cur, width, 3, stride, bias=r.bias(normed), field=("stem",)))
         if not last:
-            layers.append(norm(r, f"conv1.{3 * i + 1}", layers[-1].out_shape))
-            layers.append(act(f"conv1.{3 * i + 2}", layers[-1].out_shape, r.act))
+            layers.append(norm(r, named("norm", i + 1, n), layers[-1].out_shape))
+            layers.append(act(named("act", i + 1, n), layers[-1].out_shape, r.act))
     _stem_norm_act(r, layers, stem)
     return StemConvs(layers=tuple(layers), kind="deep")
 
@@ -392,22 +404,23 @@ def stem_pool(r: Rules, shape: Shape, stem: ClassicStem | DeepStem) -> StemPool 
     """The stem's downsampling after its convs (the module ``maxpool``), by kind; anti-aliased as timm's
     ResNet does it (an average pool replaces the max pool; a blur follows a stride-1 max pool or conv)."""
     aa = None if stem.anti_alias is None else anti_alias_design(stem.anti_alias)
+    at = r.naming.stem_pool_layer
     match stem.pool:
         case "max" if aa is not None and aa.kind == "avg":
-            return StemPool(layers=(avg_pool(r, "maxpool", shape, 2, ceil_mode=False),), kind="avg")
+            return StemPool(layers=(avg_pool(r, at(), shape, 2, ceil_mode=False),), kind="avg")
         case "max" if aa is not None:
-            pool = max_pool(r, "maxpool.0", shape, 3, 1, 1, stem.pool_padding)
-            return StemPool(layers=(pool, anti_alias_layer(r, "maxpool.1", shape, aa, 2)), kind="max")
+            pool = max_pool(r, at(0), shape, 3, 1, 1, stem.pool_padding)
+            return StemPool(layers=(pool, anti_alias_layer(r, at(1), shape, aa, 2)), kind="max")
         case "max":
-            return StemPool(layers=(max_pool(r, "maxpool", shape, 3, 2, 1, stem.pool_padding),), kind="max")
+            return StemPool(layers=(max_pool(r, at(), shape, 3, 2, 1, stem.pool_padding),), kind="max")
         case "conv":  # ResNet-RS: a strided 3x3 conv, norm, act
             layers: list[AnyLayer] = [
-                conv(r, "maxpool.0", shape, shape[0], 3, 1 if aa else 2, bias=r.bias(True), field=("stem",))
+                conv(r, at(0), shape, shape[0], 3, 1 if aa else 2, bias=r.bias(True), field=("stem",))
             ]
             if aa is not None:
-                layers.append(anti_alias_layer(r, "maxpool.1", shape, aa, 2))
-            layers.append(norm(r, f"maxpool.{len(layers)}", layers[-1].out_shape))
-            layers.append(act(f"maxpool.{len(layers)}", layers[-1].out_shape, r.act))
+                layers.append(anti_alias_layer(r, at(1), shape, aa, 2))
+            layers.append(norm(r, at(len(layers)), layers[-1].out_shape))
+            layers.append(act(at(len(layers)), layers[-1].out_shape, r.act))
             return StemPool(layers=tuple(layers), kind="conv")
         case "none":
             return None
@@ -425,14 +438,14 @@ def stride_of(layer: AnyLayer) -> int:
             assert_never(layer)
 
 
-def stem_tap(parts: list[StemPart]) -> FeatureInfo | None:
+def stem_tap(parts: list[StemPart], naming: Naming) -> FeatureInfo | None:
     """The stem's feature map as timm takes it: after its convs (``act1``), before its pool."""
     convs = next((p for p in parts if isinstance(p, StemConvs)), None)
     if convs is None:
         return None
     last = convs.layers[-1]
     reduction = math.prod(stride_of(x) for x in convs.layers)
-    return FeatureInfo(last.out_shape[0], reduction, last.name.split(".")[0], last.out_shape)
+    return FeatureInfo(last.out_shape[0], reduction, naming.group(last.name), last.out_shape)
 
 
 def drop_rates(depths: list[int], rate: float, schedule: str) -> list[list[float]]:
@@ -463,7 +476,7 @@ def block_design(block: BlockSpec, r: Rules, zero_init_last: bool) -> BlockDesig
     stride_last = block.stride_block == "last"
     if isinstance(block, PlainBlock):
         slot = ConvSlot(1, "in_chs", "out_chs", block.kernel, True, 1, r.bias(True))
-        return BlockDesign("plain", False, (slot,), None, stride_last=stride_last)
+        return BlockDesign("plain", False, (slot,), None, stride_last=stride_last, naming=r.naming)
     preact = block.preact
     # In a pre-activation block the last conv feeds the addition directly: no norm follows it.
     last_bias = r.bias(normed=not preact)
@@ -486,9 +499,12 @@ def block_design(block: BlockSpec, r: Rules, zero_init_last: bool) -> BlockDesig
     spec_attn = block.attention()
     attn = None if spec_attn is None else attention_design(spec_attn)
     n = len(convs)
-    zero = (f"conv{n}" if preact else f"bn{n}") if zero_init_last else None
+    names = r.naming
+    zero = (names.block_conv(n) if preact else names.block_norm(n)) if zero_init_last else None
     aa = None if block.anti_alias is None else anti_alias_design(block.anti_alias)
-    return BlockDesign(block.type, preact, convs, shortcut, attn, aa, block.reduce_first, zero, stride_last)
+    return BlockDesign(
+        block.type, preact, convs, shortcut, attn, aa, block.reduce_first, zero, stride_last, naming=names
+    )
 
 
 def mid_channels(block: BlockSpec, width: int, name: str, field: Path_) -> int:
@@ -571,7 +587,7 @@ def shortcut_layers(
     field: Path_,
     dilations: tuple[int, int] = (1, 1),
 ) -> list[AnyLayer]:
-    """The shortcut's layers where the block changes shape (none where it keeps it), by its kind.
+    """The shortcut's layers of the block ``name`` where it changes shape (none where it keeps it), by its kind.
 
     ``dilations``: the block's, up to its stride and after it (output_stride)."""
     dilation = dilations[1]
@@ -586,35 +602,41 @@ def shortcut_layers(
             # first conv; a 1x1 elsewhere.
             wide = stride > 1 or dilation > 1
             kernel, at = (sc.kernel, dilations[0]) if wide else (1, 1)
-            layers = _projection(r, name, 0, shape, out[0], stride, sc, where, kernel, at)
+            layers = _projection(r, name, False, shape, out[0], stride, sc, where, kernel, at)
         case "avgpool" | "maxpool":
             layers = pooled_shortcut(r, name, sc, shape, out[0], stride, dilation, where)
         case "zero_pad":
-            layers = [zero_pad(r, f"{name}.0", shape, out[0], stride, where)]
+            layers = [zero_pad(r, f"{name}.{r.naming.shortcut_layer('pool', False)}", shape, out[0], stride, where)]
         case "identity":
             raise Refused(
-                f"{name}: an identity shortcut cannot change shape ({shape[0]}->{out[0]} channels, stride {stride}); "
+                f"{name}.{r.naming.shortcut}: an identity shortcut cannot change shape "
+                f"({shape[0]}->{out[0]} channels, stride {stride}); "
                 "use conv, avgpool or maxpool",
                 where,
             )
         case _:
             assert_never(sc.kind)
+    here = f"{name}.{r.naming.shortcut}"
     if layers[-1].out_shape != out and design.anti_alias is not None:
         raise Refused(
-            f"{name}: the shortcut gives {layers[-1].out_shape} but the anti-aliased residual branch gives {out}: "
+            f"{here}: the shortcut gives {layers[-1].out_shape} but the anti-aliased residual branch gives "
+            f"{out}: "
             "an average pool drops the last row and column of an odd map, and a blur of even size pads unevenly "
             "(timm's models fail there too); use an input whose maps stay even, such as a multiple of 32",
             (*field, "block", "anti_alias"),
         )
     if layers[-1].out_shape != out:
-        raise Refused(f"{name}: shortcut gives {layers[-1].out_shape} but the residual branch gives {out}", where)
+        raise Refused(
+            f"{here}: shortcut gives {layers[-1].out_shape} but the residual branch gives {out}",
+            where,
+        )
     return layers
 
 
 def _projection(
     r: Rules,
     name: str,
-    index: int,
+    pooled: bool,
     shape: Shape,
     out_ch: int,
     stride: int,
@@ -623,33 +645,36 @@ def _projection(
     kernel: int = 1,
     dilation: int = 1,
 ) -> list[AnyLayer]:
-    """A conv (1x1, or the shortcut's kernel) at ``name.index``, strided where the kind has no pool to take
-    the stride, then its norm."""
-    projection = conv(r, f"{name}.{index}", shape, out_ch, kernel, stride, bias=sc.bias, field=where, dilation=dilation)
+    """The shortcut's conv (1x1, or its kernel) of the block ``name`` (after the pool of a pooled kind),
+    strided where the kind has no pool to take the stride, then its norm."""
+    at = f"{name}."
+    conv_name = at + r.naming.shortcut_layer("conv", pooled)
+    projection = conv(r, conv_name, shape, out_ch, kernel, stride, bias=sc.bias, field=where, dilation=dilation)
     if not sc.norm:
         return [projection]
-    return [projection, norm(r, f"{name}.{index + 1}", projection.out_shape)]
+    return [projection, norm(r, at + r.naming.shortcut_layer("norm", pooled), projection.out_shape)]
 
 
 def pooled_shortcut(
     r: Rules, name: str, sc: ShortcutDesign, shape: Shape, out_ch: int, stride: int, dilation: int, where: Path_
 ) -> list[AnyLayer]:
-    """Index 0 is the pool that takes the stride (an Identity where the block keeps its size), then a 1x1
-    projection where the channels change. In a dilated stage (the stride turned into dilation) an
+    """The pool that takes the stride (an Identity where the block keeps its size), then a 1x1 projection
+    where the channels change. In a dilated stage (the stride turned into dilation) an
     average-pool shortcut that projects still averages, 2x2 at stride 1, as timm's does."""
     layers: list[AnyLayer] = []
+    pool_name = f"{name}.{r.naming.shortcut_layer('pool', True)}"
     if stride > 1:
         pool = (
-            avg_pool(r, f"{name}.0", shape, stride)
+            avg_pool(r, pool_name, shape, stride)
             if sc.kind == "avgpool"
-            else max_pool(r, f"{name}.0", shape, 1, stride, 0, "neg_inf")
+            else max_pool(r, pool_name, shape, 1, stride, 0, "neg_inf")
         )
         layers.append(pool)
         shape = pool.out_shape
     elif dilation > 1 and sc.kind == "avgpool":
-        layers.append(same_avg_pool(f"{name}.0", shape))
+        layers.append(same_avg_pool(pool_name, shape))
     if shape[0] != out_ch:
-        layers += _projection(r, name, 1, shape, out_ch, 1, sc, where)
+        layers += _projection(r, name, True, shape, out_ch, 1, sc, where)
     return layers
 
 
@@ -676,6 +701,7 @@ def block_layers(
             (*field, "block", "reduce_first"),
         )
     p = f"{name}."
+    names = r.naming
     parts: list[BlockPart] = []
     cur = shape
     # timm's rule: where the block is strided, or a dilated stage took its stride, the anti-aliasing layer
@@ -685,10 +711,11 @@ def block_layers(
         last = slot.index == design.last
         unit: list[AnyLayer] = []
         if design.preact:
-            unit += [norm(r, f"{p}bn{slot.index}", cur), act(f"{p}act{slot.index}", cur, r.act)]
+            i = slot.index
+            unit += [norm(r, p + names.block_norm(i), cur), act(p + names.block_act(i), cur, r.act)]
         layer = conv(
             r,
-            f"{p}conv{slot.index}",
+            p + names.block_conv(slot.index),
             cur,
             channels[slot.out_chs],
             slot.kernel,
@@ -701,9 +728,9 @@ def block_layers(
         unit.append(layer)
         cur = layer.out_shape
         if not design.preact:
-            unit.append(norm(r, f"{p}bn{slot.index}", cur))
+            unit.append(norm(r, p + names.block_norm(slot.index), cur))
             if not (last and design.residual):  # a residual block's last act follows the addition
-                unit.append(act(f"{p}act{slot.index}", cur, r.act))
+                unit.append(act(p + names.block_act(slot.index), cur, r.act))
         parts.append(ConvUnit(layers=tuple(unit), index=slot.index))
         if slot.strided and aa is not None:
             pool = anti_alias_layer(r, f"{p}aa", cur, aa, stride)
@@ -716,41 +743,45 @@ def block_layers(
         if drop_path:
             drop = DropPath(name=p + "drop_path", in_shape=cur, out_shape=cur, rate=rate)
             parts.append(StochasticDepth(layers=(drop,)))
-        shortcut = shortcut_layers(r, p + "downsample", design, shape, cur, stride, field, dilations)
+        shortcut = shortcut_layers(r, name, design, shape, cur, stride, field, dilations)
         parts.append(Shortcut(layers=tuple(shortcut), design=design.shortcut))
         if not design.preact:
-            parts.append(PostAct(layers=(act(f"{p}act{design.last}", cur, r.act),)))
+            parts.append(PostAct(layers=(act(p + names.block_act(design.last), cur, r.act),)))
     rate = rate if design.residual else 0.0
     return Block(name, design, shape, cur, stride, tuple(parts), rate, dilations[0], dilations[1])
 
 
 def head_parts(spec: Spec, r: Rules, shape: Shape, preact: bool) -> list[HeadPart]:
     parts: list[HeadPart] = []
+    names = r.naming
     if isinstance(spec.head, FeaturesHead) and spec.head.out_indices is not None:
         return parts  # the maps feature_info lists, as they leave their modules
     if preact:  # a pre-activation network ends with the norm + act its last block left out
-        parts.append(FinalNorm(layers=(norm(r, "post_bn", shape), act("post_act", shape, r.act))))
+        final = (norm(r, names.final_norm, shape), act(names.final_act, shape, r.act))
+        parts.append(FinalNorm(layers=final))
     head = spec.head
     if not isinstance(head, ClassifierHead):
         return parts
     c, k = shape[0], head.classes
-    layers: list[AnyLayer] = [GlobalPool(name="global_pool", in_shape=shape, out_shape=(c,), pool=head.pool)]
+    pool_name = names.in_head(names.global_pool)
+    layers: list[AnyLayer] = [GlobalPool(name=pool_name, in_shape=shape, out_shape=(c,), pool=head.pool)]
     if head.dropout > 0:
-        layers.append(Dropout(name="dropout", in_shape=(c,), out_shape=(c,), rate=head.dropout))
+        layers.append(Dropout(name=names.in_head(names.dropout), in_shape=(c,), out_shape=(c,), rate=head.dropout))
     layers.append(
         Linear(
-            name="fc",
+            name=names.in_head(names.fc),
             in_shape=(c,),
             out_shape=(k,),
             params=c * k + k,
             flops=c * k,
             in_features=c,
             out_features=k,
+            conv=head.fc == "conv",
         )
     )
     parts.append(Classifier(layers=tuple(layers)))
     if head.activation == "softmax":
-        parts.append(Softmax(layers=(act("softmax", (k,), "softmax"),)))
+        parts.append(Softmax(layers=(act(names.in_head(names.softmax), (k,), "softmax"),)))
     return parts
 
 
@@ -897,12 +928,12 @@ def norm_options(spec: NormSpec) -> NormOptions:
 
 
 def _network(spec: Spec, hw: tuple[int, int]) -> Network:
-    r = Rules(norm_options(spec.norm), spec.act, spec.conv_bias, hw, spec.input.channels)
+    r = Rules(norm_options(spec.norm), spec.act, spec.conv_bias, hw, spec.input.channels, NAMINGS[spec.naming])
     shape: Shape = (spec.input.channels, *hw)
     totals = input_totals(r)
     stem = stem_parts(spec, r, shape)
     totals = spend(totals, part_layers(tuple(stem)), "the stem", ("stem",), r)
-    tap = stem_tap(stem)
+    tap = stem_tap(stem, r.naming)
     features = [tap] if tap is not None else []
     shape = stem[-1].layers[-1].out_shape if stem else shape
     depths = [s.depth for s in spec.stages]
@@ -922,8 +953,8 @@ def _network(spec: Spec, hw: tuple[int, int]) -> Network:
         design = block_design(block_spec, r, spec.init.zero_init_last)
         stride, dilation = plan[s]
         width = scaled_width(stage_spec.width, spec.width_multiplier)
-        name = f"layer{s + 1}"
-        mid = mid_channels(block_spec, width, f"{name}.0", field)
+        name = r.naming.stage_name(s)
+        mid = mid_channels(block_spec, width, r.naming.block_name(name, 0), field)
         out_ch = width if isinstance(block_spec, PlainBlock) else width * block_spec.expansion
         strided = stage_spec.depth - 1 if design.stride_last else 0
         stage_in, blocks = shape, []
@@ -933,7 +964,7 @@ def _network(spec: Spec, hw: tuple[int, int]) -> Network:
             dilations = (previous if i <= strided else dilation, previous if i < strided else dilation)
             block = block_layers(
                 r,
-                f"{name}.{i}",
+                r.naming.block_name(name, i),
                 design,
                 shape,
                 mid,
@@ -972,6 +1003,7 @@ def _network(spec: Spec, hw: tuple[int, int]) -> Network:
         out_indices=taken,
         output_stride=spec.output_stride,
         feature_info=tuple(features),
+        naming=r.naming,
     )
 
 

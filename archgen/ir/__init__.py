@@ -18,9 +18,9 @@ paths, what checkpoints are loaded against, and nothing more. ``AnyLayer`` and
 the ``*Part`` unions are closed: every ``match`` over them ends in
 ``assert_never``, so the type checker lists each consumer a new kind needs.
 
-The IR is four modules, each using only the ones before it: ``layers``, ``designs`` (a block's
-design), ``parts`` (what each layer is for) and ``network`` (the structure); every name is
-importable from ``archgen.ir``.
+The IR is five modules, each using only the ones before it: ``naming`` (module names), ``layers``,
+``designs`` (a block's design), ``parts`` (what each layer is for) and ``network`` (the structure);
+every name is importable from ``archgen.ir``.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from .layers import (
     ZeroPad,
     shape_text,
 )
+from .naming import NAMINGS, TIMM_RESNETV2, TORCHVISION, Naming
 from .network import Block, DropPathOptions, FeatureInfo, Fold, InitOptions, Network, NormOptions, Section, Stage
 from .parts import (
     AntiAlias,
@@ -68,6 +69,9 @@ from .parts import (
 )
 
 __all__ = [
+    "NAMINGS",
+    "TIMM_RESNETV2",
+    "TORCHVISION",
     "Act",
     "AntiAlias",
     "AntiAliasDesign",
@@ -99,6 +103,7 @@ __all__ = [
     "Layer",
     "Linear",
     "MaxPool",
+    "Naming",
     "Network",
     "Norm",
     "NormOptions",

@@ -9,6 +9,7 @@ from .layers import (
     BlockKind,
     ShortcutKind,
 )
+from .naming import TORCHVISION, Naming
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,7 @@ class BlockDesign:
     # The inference form (archgen.compiler.fuse): (conv, norm) local names of the unfused design whose norm is
     # folded into the conv, which then has a bias; empty for the unfused design.
     folds: tuple[tuple[str, str], ...] = ()
+    naming: Naming = TORCHVISION  # the local names of its modules (conv1, bn1 or norm1, downsample.0 or .conv)
 
     @property
     def residual(self) -> bool:

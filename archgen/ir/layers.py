@@ -153,6 +153,7 @@ class Linear(Layer):
     in_features: int
     out_features: int
     bias: bool = True
+    conv: bool = False  # stored as a 1x1 conv's weight (out, in, 1, 1): timm's use_conv heads (resnetv2)
 
 
 # Every kind of layer: a consumer matches over this union and ends with assert_never.

@@ -13,6 +13,7 @@ from .layers import (
     Layer,
     Shape,
 )
+from .naming import TORCHVISION, Naming
 from .parts import (
     Attention,
     BlockPart,
@@ -166,6 +167,7 @@ class Network:
     renames: tuple[tuple[str, str], ...] = ()  # fused: (unfused, fused) names of weighted layers that moved
     # The stem's map where timm takes it, then every stage's: recorded by the resolver as it builds them.
     feature_info: tuple[FeatureInfo, ...] = field(default=(), compare=False)  # follows from the layers
+    naming: Naming = TORCHVISION  # how every module is named (its reference's checkpoints load unchanged)
     # The resolved spec as JSON data (what ``digest`` hashes): says what differs between two networks.
     resolved: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 

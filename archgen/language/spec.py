@@ -665,6 +665,16 @@ class ClassifierHead(StrictModel):
         "classifier_activation.",
         examples=["none", "softmax"],
     )
+    fc: Literal["linear", "conv"] = Field(
+        "linear",
+        description="How the fc's weight is stored: linear (out, in), as torchvision's; conv, a 1x1 conv's "
+        "(out, in, 1, 1), as timm's resnetv2 heads (use_conv). The same function either way.",
+        examples=["linear", "conv"],
+    )
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _without_defaults(handler(self), fc="linear")
 
 
 class FeaturesHead(StrictModel):
@@ -793,6 +803,13 @@ class Spec(StrictModel):
         description=f"Activation of the network: {chosen_text(notes=True)}.",
         examples=["relu", "silu"],
     )
+    naming: Literal["torchvision", "timm_resnetv2"] = Field(
+        "torchvision",
+        description="The module names, after the reference whose checkpoints load unchanged: torchvision "
+        "(conv1, bn1, layer1.0.conv1, downsample.0, fc; timm's resnet.py names them the same) or timm_resnetv2 "
+        "(stem.conv, stages.0.blocks.0.norm1, downsample.conv, norm, head.fc).",
+        examples=["torchvision", "timm_resnetv2"],
+    )
     conv_bias: Literal["never", "always", "unnormed"] = Field(
         "never",
         description="Which convs have a bias (SE convs: se.bias): never; always (keras.applications V1); "
@@ -816,6 +833,10 @@ class Spec(StrictModel):
         description="Weight initialisation: conv init and mode, zero_init_last.",
         examples=[{"zero_init_last": True}, {"conv": "kaiming_uniform", "mode": "fan_in"}],
     )
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _without_defaults(handler(self), naming="torchvision")
 
     @model_validator(mode="before")
     @classmethod

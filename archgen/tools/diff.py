@@ -221,6 +221,11 @@ def _head_activation(network: Network) -> str:
     return softmax.of(Act)[0].fn if softmax is not None else "none"
 
 
+def _head_fc(network: Network) -> str | None:
+    classifier = network.head_part(Classifier)
+    return None if classifier is None else "1x1 conv" if classifier.fc.conv else "linear"
+
+
 def _head_norm(network: Network) -> str | None:
     part = network.head_part(FinalNorm)
     return ", ".join(x.name for x in part.layers) if part is not None else None
@@ -291,6 +296,7 @@ NETWORK_ASPECTS: tuple[tuple[str, Callable[[Network], str | None]], ...] = (
     ("zero-init last", _zero_init),
     ("drop path", _drop_path),
     ("output stride", lambda n: str(n.feature_info[-1].reduction)),
+    ("module names", lambda n: n.naming.scheme),
 )
 
 
@@ -432,7 +438,10 @@ def _head(a: Network, b: Network) -> list[Change]:
     elif a.classes is not None and b.classes is not None:
         out = [Change("head", "classes", str(a.classes), str(b.classes))] if a.classes != b.classes else []
         out += _aspects(
-            "head", a, b, (("pool", _head_pool), ("dropout", _head_dropout), ("activation", _head_activation))
+            "head",
+            a,
+            b,
+            (("pool", _head_pool), ("dropout", _head_dropout), ("activation", _head_activation), ("fc", _head_fc)),
         )
     else:
         out = []
@@ -456,20 +465,22 @@ def _fallback(a: Network, b: Network) -> list[Change]:
     return [Change(NETWORK, f, str(getattr(a, f)), str(getattr(b, f))) for f in fields]
 
 
-def _order(name: str) -> tuple[int, int]:
-    if name == "stem":
-        return (0, 0)
-    if name.startswith("layer") and name[5:].isdigit():
-        return (1, int(name[5:]))
-    return (2, 0)
+def _positions(network: Network) -> dict[tuple[int, int], Section]:
+    """The summary's rows by position: the stem, each stage by its index, the head (their names follow
+    the network's naming, so two networks' rows pair by where they are)."""
+    stages = {s.name: i for i, s in enumerate(network.stages)}
+    return {
+        (0, 0) if r.name == "stem" else (1, stages[r.name]) if r.name in stages else (2, 0): r
+        for r in network.sections()
+    }
 
 
 def section_deltas(a: Network, b: Network) -> tuple[SectionDelta, ...]:
-    """The summary's rows of both networks, side by side (a row only one of them has is None in the other)."""
-    rows_a = {r.name: r for r in a.sections()}
-    rows_b = {r.name: r for r in b.sections()}
-    names = sorted(rows_a.keys() | rows_b.keys(), key=_order)
-    return tuple(SectionDelta(n, rows_a.get(n), rows_b.get(n)) for n in names)
+    """The summary's rows of both networks, side by side (a row only one of them has is None in the other),
+    named as the second network names them."""
+    rows_a, rows_b = _positions(a), _positions(b)
+    keys = sorted(rows_a.keys() | rows_b.keys())
+    return tuple(SectionDelta((rows_b.get(k) or rows_a[k]).name, rows_a.get(k), rows_b.get(k)) for k in keys)
 
 
 def diff(a: Network, b: Network) -> NetworkDiff:

@@ -236,7 +236,7 @@ class KerasBackend:
         names = ["output"] if len(ends) == 1 else [*(f"output.{i}" for i in range(len(ends))), "output"]
         ends = ends if len(ends) == 1 else [*ends, ends[-1]]
         with _recursion_room():  # a functional model over a deep graph (as the emitted build_model does)
-            probe = keras.Model(model.inputs[0], [model.get_layer(p).output for p in points] + ends)
+            probe = keras.Model(model.inputs[0], [model.get_layer(keras_name(p)).output for p in points] + ends)
         outs = probe(x.transpose(0, 2, 3, 1).astype(model.dtype), training=False)
         arrays = [_channels_first(keras.ops.convert_to_numpy(o)) for o in outs]
         found = dict(zip([*points, *names], arrays, strict=True))
@@ -320,7 +320,9 @@ def _to_torch(layer: AnyLayer, values: list[Any]) -> dict[str, Any]:
             weight = values[0].transpose(layer.dims + 1, layer.dims, *spatial)
             return {"weight": weight} | ({"bias": values[1]} if len(values) > 1 else {})
         case Linear():
-            return {"weight": values[0].T} | ({"bias": values[1]} if len(values) > 1 else {})
+            weight = values[0].T
+            weight = weight.reshape(*weight.shape, 1, 1) if layer.conv else weight  # stored as a 1x1 conv's
+            return {"weight": weight} | ({"bias": values[1]} if len(values) > 1 else {})
         case Norm():
             return dict(zip(_NORM_KEYS, values, strict=True))
         case GroupNorm():  # gamma, beta
@@ -339,7 +341,9 @@ def _from_torch(layer: AnyLayer, tensors: dict[str, Any]) -> list[Any]:
             spatial = range(2, 2 + layer.dims)
             return [tensors["weight"].transpose(*spatial, 1, 0), *bias]
         case Linear():
-            return [tensors["weight"].T, *bias]
+            weight = tensors["weight"]
+            weight = weight.reshape(weight.shape[:2]) if layer.conv else weight  # (out, in, 1, 1) -> (out, in)
+            return [weight.T, *bias]
         case Norm():
             return [tensors[k] for k in _NORM_KEYS]
         case GroupNorm():

@@ -181,7 +181,7 @@ class TorchBackend:
         found: dict[str, Any] = {}
         points = {stage.name: stage.name for stage in network.stages}
         if network.stem:
-            points[network.stem[-1].name.split(".")[0]] = "stem"
+            points[network.naming.group(network.stem[-1].name)] = "stem"
         hooks = [
             model.get_submodule(name).register_forward_hook(lambda m, i, o, key=key: found.__setitem__(key, o))
             for name, key in points.items()

@@ -75,7 +75,7 @@ def module(layer: AnyLayer, network_act: str) -> str:
         case Dropout():
             return f"nn.Dropout({layer.rate!r})"
         case Linear():
-            return f"nn.Linear({layer.in_features}, num_classes)"
+            return f"{'PointwiseLinear' if layer.conv else 'nn.Linear'}({layer.in_features}, num_classes)"
         case AvgPool(ceil_mode=False, pad_after=0) if layer.kernel == layer.stride:  # an anti-aliasing pool
             return f"nn.AvgPool2d({layer.kernel})"
         case BlurPool():
