@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.keras, pytest.mark.slow]
 SIZE = 32
 
 # name -> overrides: with the shipped specs below, every archgen object (NegInfPadding2D,
-# CeilAveragePooling2D, BlurPool2D, ZeroPadShortcut, exact_gelu, leaky_relu, ResNet) and every block /
+# CeilAveragePooling2D, BlurPool2D, StdConv2D, ZeroPadShortcut, exact_gelu, leaky_relu, ResNet) and every block /
 # shortcut / stem kind.
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "gelu_se_leaky": ("resnet18", {"act": "gelu", "block.se": {"ratio": 0.25, "act": "leaky_relu"}}),
@@ -153,6 +153,7 @@ def test_archgen_layers_are_registered_with_complete_configs(tmp_path: Path) -> 
         "archgen>CeilAveragePooling2D",
         "archgen>NegInfPadding2D",
         "archgen>ResNet",
+        "archgen>StdConv2D",
         "archgen>ZeroPadShortcut",
         "archgen>exact_gelu",
         "archgen>leaky_relu",
@@ -165,6 +166,9 @@ def test_archgen_layers_are_registered_with_complete_configs(tmp_path: Path) -> 
     blur = objects["archgen>BlurPool2D"](2, 5, "zero", name="blur")
     assert type(blur).from_config(blur.get_config()).get_config() == blur.get_config()
     assert (blur.get_config()["kernel"], blur.get_config()["pad_mode"]) == (5, "zero")
+    std = objects["archgen>StdConv2D"](8, 3, eps=1e-8, name="std")
+    assert type(std).from_config(std.get_config()).get_config() == std.get_config()
+    assert std.get_config()["eps"] == 1e-8
     option_a = objects["archgen>ZeroPadShortcut"](16, 2, name="option_a")
     assert type(option_a).from_config(option_a.get_config()).get_config() == option_a.get_config()
     # A saved model names them by registered name, never as a lambda or a bare class name.

@@ -21,6 +21,7 @@ from helpers import FUNCTION_SPECS, ROOT, SPEC_NAMES, TORCH_REFS, spec_path
 from timm.models import FeatureListNet
 
 import archgen
+from archgen.ir import Classifier
 
 pytestmark = pytest.mark.torch
 
@@ -85,7 +86,10 @@ def check_head_and_pruning(model: torch.nn.Module, network: archgen.Network) -> 
         logits = model(x)
         pooled = model.forward_head(model.forward_features(x), pre_logits=True)
         assert pooled.shape == (2, model.num_features)
-        assert model.get_classifier() is model.fc and model.get_classifier(name_only=True) == "fc"
+        classifier = network.head_part(Classifier)
+        assert classifier is not None
+        fc = classifier.fc.name  # fc, or head.fc (timm's resnetv2 names)
+        assert model.get_classifier(name_only=True) == fc and model.get_classifier() is model.get_submodule(fc)
         model.reset_classifier(7)
         assert model(x).shape == (2, 7) and model.num_classes == 7
         model.reset_classifier(0)
@@ -98,10 +102,12 @@ def check_head_and_pruning(model: torch.nn.Module, network: archgen.Network) -> 
         (_, (map1,)) = model.forward_intermediates(x, indices=(1,))
         info = model.feature_info[1]
         assert tuple(map1.shape[1:3]) == (info["num_chs"], math.ceil(SIZE / info["reduction"]))
-        assert isinstance(getattr(model, network.stages[-1].name), torch.nn.Identity)
+        assert isinstance(model.get_submodule(network.stages[-1].name), torch.nn.Identity)
 
 
-@pytest.mark.parametrize("name", ["resnet18", "resnet50d", "resnet50v2", "seresnet50", "imagenette_cnn"])
+@pytest.mark.parametrize(
+    "name", ["resnet18", "resnet50d", "resnet50v2", "resnetv2_18d", "seresnet50", "imagenette_cnn"]
+)
 def test_gradient_checkpointing_gives_the_same_gradients(name: str) -> None:
     model, network = live(name)
     x = batch(network)
@@ -171,7 +177,7 @@ def test_a_saved_model_loads_in_a_fresh_process(tmp_path: Path, kind: str) -> No
     assert where.startswith("archgen.live.torch_resnet18_") if kind == "live" else where == "resnet18_torch"
 
 
-@pytest.mark.parametrize("name", ["resnet18", "resnet50v2", "imagenette_cnn"])
+@pytest.mark.parametrize("name", ["resnet18", "resnet50v2", "resnetv2_18d", "imagenette_cnn"])
 def test_emitted_models_have_the_same_api(name: str) -> None:
     model = emitted(name)
     _, network = archgen.compile_spec(spec_path(name), input_size=SIZE)

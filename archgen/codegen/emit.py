@@ -176,6 +176,11 @@ class Context:
         return self.network.naming
 
     @property
+    def weight_std(self) -> float | None:
+        """The eps of the network's weight-standardised convs (None: its convs are plain)."""
+        return next((x.std_eps for x in self.network.layers() if isinstance(x, Conv) and x.std_eps), None)
+
+    @property
     def head_container(self) -> str | None:
         """The classifier's container module, made before its children (None: the model holds them)."""
         container = self.naming.head.rstrip(".")
@@ -372,6 +377,8 @@ def _uses(network: Network, blocks: list[BlockClass]) -> set[str]:
         uses.add("blur_pool")
     if any(isinstance(x, Linear) and x.conv for x in network.head):
         uses.add("pointwise_linear")
+    if any(isinstance(x, Conv) and x.std_eps for x in network.layers()):
+        uses.add("std_conv")
     if network.naming.shortcut_parts == "role" and any(b.shortcut is not None for b in blocks):
         uses.add("ordered_dict")
     for layer in (*network.stem, *network.head):

@@ -122,6 +122,11 @@ def fuse(network: Network) -> Network:
             f"--fuse: {network.name} has {network.norm.kind} norm, which normalises each sample by its own "
             "statistics, so no norm folds into a conv: the network is already its own inference form"
         )
+    if any(isinstance(x, Conv) and x.std_eps for x in network.layers()):
+        raise OptionError(
+            f"--fuse: {network.name} has weight-standardised convs, whose kernels are normalised again at every "
+            "call, so a norm's scale folded into one would be undone: keep the network unfused"
+        )
     folds: list[Fold] = []
     renames: list[tuple[str, str]] = []
     stem = _fold_stem(network.stem_parts, folds, renames)

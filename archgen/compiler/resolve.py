@@ -125,6 +125,7 @@ class Rules:
     hw: tuple[int, int]
     channels: int = 3  # of the input
     naming: Naming = NAMINGS["torchvision"]
+    std_eps: float | None = None  # weight-standardised convs (the spec's weight_std)
 
     @property
     def input_elements(self) -> int:
@@ -199,7 +200,10 @@ def conv(
     bias: bool,
     field: Path_,
     dilation: int = 1,
+    standardize: bool = True,
 ) -> Conv:
+    """A conv padded by ``dilation * (kernel // 2)``; weight-standardised where the spec says so, unless
+    ``standardize`` is false (attention's convs)."""
     c, h, w = shape
     if c % groups or out_ch % groups:
         raise Refused(f"{name}: {groups} groups do not divide {c} input / {out_ch} output channels", field)
@@ -223,6 +227,7 @@ def conv(
         groups=groups,
         bias=bias,
         dilation=dilation,
+        std_eps=r.std_eps if standardize else None,
     )
 
 
@@ -552,8 +557,8 @@ def se_part(r: Rules, name: str, shape: Shape, se: SEDesign, field: Path_) -> At
     rounding = make_divisible if se.rounding == "nearest" else round_down
     rd = rounding(c * se.ratio, se.divisor)
     one = (c, 1, 1)
-    fc1 = conv(r, f"{name}.fc1", one, rd, 1, bias=se.bias, field=field)
-    fc2 = conv(r, f"{name}.fc2", fc1.out_shape, c, 1, bias=se.bias, field=field)
+    fc1 = conv(r, f"{name}.fc1", one, rd, 1, bias=se.bias, field=field, standardize=False)
+    fc2 = conv(r, f"{name}.fc2", fc1.out_shape, c, 1, bias=se.bias, field=field, standardize=False)
     layers = (fc1, act(f"{name}.act", fc1.out_shape, se.act), fc2, act(f"{name}.gate", one, "sigmoid"))
     return Attention(layers=layers, design=se)
 
@@ -928,7 +933,8 @@ def norm_options(spec: NormSpec) -> NormOptions:
 
 
 def _network(spec: Spec, hw: tuple[int, int]) -> Network:
-    r = Rules(norm_options(spec.norm), spec.act, spec.conv_bias, hw, spec.input.channels, NAMINGS[spec.naming])
+    std = spec.weight_std.eps if spec.weight_std is not None else None
+    r = Rules(norm_options(spec.norm), spec.act, spec.conv_bias, hw, spec.input.channels, NAMINGS[spec.naming], std)
     shape: Shape = (spec.input.channels, *hw)
     totals = input_totals(r)
     stem = stem_parts(spec, r, shape)

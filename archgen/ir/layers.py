@@ -47,6 +47,9 @@ class Conv(Layer):
     bias: bool = False
     dilation: int = 1
     dims: Literal[1, 2] = 2  # spatial dimensions: 2 (Conv2d), or 1 (Conv1d, e.g. across channels)
+    # Weight-standardised (BiT's StdConv2d): the kernel is normalised per output channel, with this eps,
+    # before each use; None: a plain conv.
+    std_eps: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -254,6 +254,19 @@ def _without_defaults(data: dict[str, Any], **defaults: Any) -> dict[str, Any]:
     return data
 
 
+class WeightStdSpec(StrictModel):
+    """Weight-standardised convs (Qiao et al. 2019, "Weight Standardization"; BiT's StdConv2d)."""
+
+    eps: Real = Field(
+        1e-6,
+        gt=0.0,
+        le=1.0,
+        description="Added to each output channel's kernel variance before its square root (timm's StdConv2d: "
+        "1e-6; BiT: 1e-8).",
+        examples=[1e-8, 1e-6],
+    )
+
+
 class _StemCommon(StrictModel):
     pool: Literal["max", "conv", "none"] = Field(
         "max",
@@ -803,6 +816,13 @@ class Spec(StrictModel):
         description=f"Activation of the network: {chosen_text(notes=True)}.",
         examples=["relu", "silu"],
     )
+    weight_std: WeightStdSpec | None = Field(
+        None,
+        description="Weight-standardised convs: every conv of the stem, the blocks and the shortcuts normalises "
+        "its kernel per output channel, (w - mean) / sqrt(var + eps), before it convolves (BiT's StdConv2d; "
+        "attention convs and the classifier stay plain). null: plain convs.",
+        examples=[{"eps": 1e-8}],
+    )
     naming: Literal["torchvision", "timm_resnetv2"] = Field(
         "torchvision",
         description="The module names, after the reference whose checkpoints load unchanged: torchvision "
@@ -836,7 +856,7 @@ class Spec(StrictModel):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return _without_defaults(handler(self), naming="torchvision")
+        return _without_defaults(handler(self), naming="torchvision", weight_std=None)
 
     @model_validator(mode="before")
     @classmethod

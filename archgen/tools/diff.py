@@ -297,6 +297,10 @@ NETWORK_ASPECTS: tuple[tuple[str, Callable[[Network], str | None]], ...] = (
     ("drop path", _drop_path),
     ("output stride", lambda n: str(n.feature_info[-1].reduction)),
     ("module names", lambda n: n.naming.scheme),
+    (
+        "weight standardisation",
+        lambda n: next((f"eps {x.std_eps!r}" for x in n.layers() if isinstance(x, Conv) and x.std_eps), "none"),
+    ),
 )
 
 

@@ -260,6 +260,7 @@ CUSTOM_OBJECTS = (
     "NegInfPadding2D",
     "CeilAveragePooling2D",
     "BlurPool2D",
+    "StdConv2D",
     "ZeroPadShortcut",
     "exact_gelu",
     "leaky_relu",

@@ -97,8 +97,18 @@ def block_conv(slot: ConvSlot, block: BlockClass, dilated: bool) -> str:
         args = [("filters", slot.out_chs), ("kernel", slot.kernel), ("stride", stride), ("groups", slot.groups)]
         args.append(("bias", slot.bias))
     args += [("dilation", dilation)] if dilated else []
-    args.append(("name", f'f"{{name}}_conv{slot.index}"'))
+    args.append(("name", f'f"{{name}}_{block.design.naming.block_conv(slot.index)}"'))
     return f"conv({source}, {', '.join(f'{k}={v}' for k, v in args)})"
+
+
+def conv_class(ctx: Context) -> str:
+    """The layer class of the stem's, blocks' and shortcuts' convs: weight-standardised where the spec says so."""
+    return "StdConv2D" if ctx.weight_std else "layers.Conv2D"
+
+
+def std_eps_arg(ctx: Context) -> str:
+    """The weight-standardised convs' eps as a keyword argument of their constructor (nothing for plain ones)."""
+    return f", eps={ctx.weight_std!r}" if ctx.weight_std else ""
 
 
 def anti_alias(design: AntiAliasDesign) -> str:
@@ -127,5 +137,7 @@ EMITTER = Emitter(
         "block_params": block_params,
         "block_conv": block_conv,
         "anti_alias": anti_alias,
+        "conv_class": conv_class,
+        "std_eps_arg": std_eps_arg,
     },
 )

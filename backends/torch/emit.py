@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import assert_never
 
+from archgen.codegen.emit import Context
 from archgen.ir import (
     Act,
     AntiAliasDesign,
@@ -61,7 +62,7 @@ def module(layer: AnyLayer, network_act: str) -> str:
             args = conv_args(
                 layer.in_ch, layer.out_ch, layer.kernel, layer.stride, layer.groups, layer.bias, layer.dilation
             )
-            return f"nn.Conv2d({args})"
+            return f"{'StdConv2d' if layer.std_eps else 'nn.Conv2d'}({args})"
         case Norm() | GroupNorm():  # the file's norm() makes the network's kind
             return f"norm({layer.channels})"
         case Act():
@@ -86,6 +87,11 @@ def module(layer: AnyLayer, network_act: str) -> str:
             assert_never(layer)
 
 
+def conv_class(ctx: Context) -> str:
+    """The class of the stem's, blocks' and shortcuts' convs: weight-standardised where the spec says so."""
+    return "StdConv2d" if ctx.weight_std else "nn.Conv2d"
+
+
 def anti_alias(design: AntiAliasDesign, channels: str, stride: str) -> str:
     """Constructor expression of a block's anti-aliasing module ``aa`` on ``channels``, taking ``stride``."""
     match design.kind:
@@ -100,5 +106,11 @@ def anti_alias(design: AntiAliasDesign, channels: str, stride: str) -> str:
 EMITTER = Emitter(
     "archgen.backends.torch",
     "model.py.j2",
-    {"activation": activation, "module": module, "conv_args": conv_args, "anti_alias": anti_alias},
+    {
+        "activation": activation,
+        "module": module,
+        "conv_args": conv_args,
+        "anti_alias": anti_alias,
+        "conv_class": conv_class,
+    },
 )
