@@ -26,6 +26,7 @@ from .ir import (
     MaxPool,
     Network,
     Norm,
+    NormAct,
     SEDesign,
     StemConvs,
     StemPool,
@@ -57,6 +58,10 @@ def op_text(layer: AnyLayer) -> str:
             return "BatchNorm2d"
         case GroupNorm():
             return f"GroupNorm {layer.groups}"
+        case NormAct(fn="frn"):
+            return "FilterResponseNorm+TLU"
+        case NormAct():
+            return f"EvoNormS0 {layer.groups}"
         case ZeroPad():
             return f"ZeroPad /{layer.stride} +{layer.out_ch - layer.in_ch} ch"
         case Act():
@@ -95,6 +100,10 @@ def layer_text(layer: AnyLayer) -> str:
             return "bn"
         case GroupNorm():
             return f"gn {layer.groups}"
+        case NormAct(fn="frn"):
+            return "frn + tlu"
+        case NormAct():
+            return f"evonorm-s0 {layer.groups}"
         case ZeroPad():
             return f"subsample /{layer.stride}, zero channels {layer.in_ch}→{layer.out_ch}"
         case Act():

@@ -47,8 +47,6 @@ CIFAR = {
 EXCLUDED = {"test_resnet": "timm's tiny model for its own unit tests, not a published architecture"}
 # Models not reproduced yet, by name pattern (first match), with the language feature each needs.
 PENDING: dict[str, str] = {
-    "resnetv2_50d_evos": "the EvoNorm-S0 norm-act layer",
-    "resnetv2_50d_frn": "the filter response norm (FRN + TLU) layer",
     "*_pruned": "per-block widths (the pruned models' irregular channel counts)",
 }
 

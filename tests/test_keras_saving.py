@@ -29,7 +29,8 @@ pytestmark = [pytest.mark.keras, pytest.mark.slow]
 SIZE = 32
 
 # name -> overrides: with the shipped specs below, every archgen object (NegInfPadding2D,
-# CeilAveragePooling2D, BlurPool2D, StdConv2D, ZeroPadShortcut, exact_gelu, leaky_relu, ResNet) and every block /
+# CeilAveragePooling2D, BlurPool2D, StdConv2D, FilterResponseNorm, EvoNormS0, ZeroPadShortcut, exact_gelu, leaky_relu,
+# ResNet) and every block /
 # shortcut / stem kind.
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "gelu_se_leaky": ("resnet18", {"act": "gelu", "block.se": {"ratio": 0.25, "act": "leaky_relu"}}),
@@ -151,6 +152,8 @@ def test_archgen_layers_are_registered_with_complete_configs(tmp_path: Path) -> 
     assert sorted(objects) == [
         "archgen>BlurPool2D",
         "archgen>CeilAveragePooling2D",
+        "archgen>EvoNormS0",
+        "archgen>FilterResponseNorm",
         "archgen>NegInfPadding2D",
         "archgen>ResNet",
         "archgen>StdConv2D",
@@ -166,6 +169,8 @@ def test_archgen_layers_are_registered_with_complete_configs(tmp_path: Path) -> 
     blur = objects["archgen>BlurPool2D"](2, 5, "zero", name="blur")
     assert type(blur).from_config(blur.get_config()).get_config() == blur.get_config()
     assert (blur.get_config()["kernel"], blur.get_config()["pad_mode"]) == (5, "zero")
+    for norm in (objects["archgen>FilterResponseNorm"](1e-6, name="frn"), objects["archgen>EvoNormS0"](8, name="evo")):
+        assert type(norm).from_config(norm.get_config()).get_config() == norm.get_config()
     std = objects["archgen>StdConv2D"](8, 3, eps=1e-8, name="std")
     assert type(std).from_config(std.get_config()).get_config() == std.get_config()
     assert std.get_config()["eps"] == 1e-8

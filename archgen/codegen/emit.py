@@ -48,6 +48,7 @@ from ..ir import (
     Naming,
     Network,
     Norm,
+    NormAct,
     NormOptions,
     ShortcutDesign,
     Softmax,
@@ -314,7 +315,7 @@ class Context:
     @property
     def other_weights(self) -> bool:
         """Some weighted layer is no 2-D conv, norm or linear: init_weights gives it PyTorch's default."""
-        usual = (Norm, Linear)
+        usual = (Norm, NormAct, Linear)
         return any(
             x.weighted and not (isinstance(x, usual) or (isinstance(x, Conv) and x.dims == 2))
             for x in self.network.layers()

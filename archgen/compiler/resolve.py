@@ -56,6 +56,7 @@ from ..ir import (
     Naming,
     Network,
     Norm,
+    NormAct,
     NormOptions,
     PostAct,
     SEDesign,
@@ -84,7 +85,9 @@ from ..language.spec import (
     ClassifierHead,
     DeepStem,
     EcaAttention,
+    EvoNormS0Spec,
     FeaturesHead,
+    FilterResponseNormSpec,
     GroupNormSpec,
     NormSpec,
     NoStem,
@@ -130,6 +133,11 @@ class Rules:
     @property
     def input_elements(self) -> int:
         return self.channels * self.hw[0] * self.hw[1]
+
+    @property
+    def after_norm(self) -> str:
+        """The activation after a norm: the network's, or none where the norm is its own (frn, evonorm_s0)."""
+        return "identity" if self.norm.is_act else self.act
 
     def bias(self, normed: bool) -> bool:
         """Whether a conv has a bias: always, or only where no norm follows it (keras.applications V2)."""
@@ -231,13 +239,20 @@ def conv(
     )
 
 
-def norm(r: Rules, name: str, shape: Shape) -> Norm | GroupNorm:
+def norm(r: Rules, name: str, shape: Shape) -> Norm | GroupNorm | NormAct:
     c = shape[0]
-    if r.norm.kind == "group":
-        if c % r.norm.groups:
-            raise Refused(f"{name}: {r.norm.groups} groups do not divide its {c} channels", ("norm", "groups"))
+    kind = r.norm.kind
+    if kind in ("group", "evonorm_s0") and c % r.norm.groups:
+        raise Refused(f"{name}: {r.norm.groups} groups do not divide its {c} channels", ("norm", "groups"))
+    if kind == "group":
         return GroupNorm(
             name=name, in_shape=shape, out_shape=shape, params=2 * c, channels=c, groups=r.norm.groups, eps=r.norm.eps
+        )
+    if kind == "frn" or kind == "evonorm_s0":
+        # the third parameter (tau, v) per channel besides the scale and shift; a few elementwise ops, no MACs
+        groups = r.norm.groups if kind == "evonorm_s0" else 1
+        return NormAct(
+            name=name, in_shape=shape, out_shape=shape, params=3 * c, fn=kind, channels=c, eps=r.norm.eps, groups=groups
         )
     return Norm(
         name=name,
@@ -373,7 +388,7 @@ def _stem_norm_act(r: Rules, layers: list[AnyLayer], stem: ClassicStem | DeepSte
         else:
             norm_name, act_name = n.in_stem(n.stem_norm), n.in_stem(n.stem_act)
         layers.append(norm(r, norm_name, layers[-1].out_shape))
-        layers.append(act(act_name, layers[-1].out_shape, r.act))
+        layers.append(act(act_name, layers[-1].out_shape, r.after_norm))
 
 
 def classic_stem(spec: Spec, r: Rules, shape: Shape, stem: ClassicStem) -> StemConvs:
@@ -400,7 +415,7 @@ def deep_stem(spec: Spec, r: Rules, shape: Shape, stem: DeepStem) -> StemConvs:
         layers.append(conv(r, named("conv", i + 1, n), cur, width, 3, stride, bias=r.bias(normed), field=("stem",)))
         if not last:
             layers.append(norm(r, named("norm", i + 1, n), layers[-1].out_shape))
-            layers.append(act(named("act", i + 1, n), layers[-1].out_shape, r.act))
+            layers.append(act(named("act", i + 1, n), layers[-1].out_shape, r.after_norm))
     _stem_norm_act(r, layers, stem)
     return StemConvs(layers=tuple(layers), kind="deep")
 
@@ -425,7 +440,7 @@ def stem_pool(r: Rules, shape: Shape, stem: ClassicStem | DeepStem) -> StemPool 
             if aa is not None:
                 layers.append(anti_alias_layer(r, at(1), shape, aa, 2))
             layers.append(norm(r, at(len(layers)), layers[-1].out_shape))
-            layers.append(act(at(len(layers)), layers[-1].out_shape, r.act))
+            layers.append(act(at(len(layers)), layers[-1].out_shape, r.after_norm))
             return StemPool(layers=tuple(layers), kind="conv")
         case "none":
             return None
@@ -437,7 +452,7 @@ def stride_of(layer: AnyLayer) -> int:
     match layer:
         case Conv() | MaxPool() | AvgPool() | BlurPool() | ZeroPad():
             return layer.stride
-        case Norm() | GroupNorm() | Act() | GlobalPool() | Dropout() | DropPath() | Linear():
+        case Norm() | GroupNorm() | NormAct() | Act() | GlobalPool() | Dropout() | DropPath() | Linear():
             return 1
         case _:
             assert_never(layer)
@@ -717,7 +732,7 @@ def block_layers(
         unit: list[AnyLayer] = []
         if design.preact:
             i = slot.index
-            unit += [norm(r, p + names.block_norm(i), cur), act(p + names.block_act(i), cur, r.act)]
+            unit += [norm(r, p + names.block_norm(i), cur), act(p + names.block_act(i), cur, r.after_norm)]
         layer = conv(
             r,
             p + names.block_conv(slot.index),
@@ -735,7 +750,7 @@ def block_layers(
         if not design.preact:
             unit.append(norm(r, p + names.block_norm(slot.index), cur))
             if not (last and design.residual):  # a residual block's last act follows the addition
-                unit.append(act(p + names.block_act(slot.index), cur, r.act))
+                unit.append(act(p + names.block_act(slot.index), cur, r.after_norm))
         parts.append(ConvUnit(layers=tuple(unit), index=slot.index))
         if slot.strided and aa is not None:
             pool = anti_alias_layer(r, f"{p}aa", cur, aa, stride)
@@ -762,7 +777,7 @@ def head_parts(spec: Spec, r: Rules, shape: Shape, preact: bool) -> list[HeadPar
     if isinstance(spec.head, FeaturesHead) and spec.head.out_indices is not None:
         return parts  # the maps feature_info lists, as they leave their modules
     if preact:  # a pre-activation network ends with the norm + act its last block left out
-        final = (norm(r, names.final_norm, shape), act(names.final_act, shape, r.act))
+        final = (norm(r, names.final_norm, shape), act(names.final_act, shape, r.after_norm))
         parts.append(FinalNorm(layers=final))
     head = spec.head
     if not isinstance(head, ClassifierHead):
@@ -928,6 +943,10 @@ def norm_options(spec: NormSpec) -> NormOptions:
             return NormOptions(spec.eps, spec.momentum)
         case GroupNormSpec():
             return NormOptions(spec.eps, 0.0, "group", spec.groups)
+        case FilterResponseNormSpec():
+            return NormOptions(spec.eps, 0.0, "frn")
+        case EvoNormS0Spec():
+            return NormOptions(spec.eps, 0.0, "evonorm_s0", spec.groups)
         case _:
             assert_never(spec)
 
@@ -957,6 +976,13 @@ def _network(spec: Spec, hw: tuple[int, int]) -> Network:
         block_spec = spec.stage_block(s)
         field: Path_ = ("stages", s)
         design = block_design(block_spec, r, spec.init.zero_init_last)
+        if r.norm.is_act and not design.preact:
+            raise Refused(
+                f"norm {r.norm.kind} is its own activation, so it takes the place of a norm + activation pair; "
+                f"stage {s}'s {design.kind} blocks are not pre-activation (a post-activation block's last norm has "
+                "no activation after it): set block.preact: true, or use batch or group norm",
+                ("norm", "type"),
+            )
         stride, dilation = plan[s]
         width = scaled_width(stage_spec.width, spec.width_multiplier)
         name = r.naming.stage_name(s)

@@ -74,6 +74,25 @@ class GroupNorm(Layer):
 
 
 @dataclass(frozen=True, kw_only=True)
+class NormAct(Layer):
+    """A norm that is its own activation, per sample (no running statistics), with a third per-channel
+    parameter: ``frn``, filter response norm + TLU (weight, bias, ``tau``: x / sqrt(mean(x^2) + eps) over the
+    map, scaled, shifted, max(x, tau)); ``evonorm_s0`` (weight, bias, ``v``: x * sigmoid(v * x) / the group's
+    standard deviation, scaled, shifted)."""
+
+    kind: ClassVar[str] = "norm_act"
+    fn: Literal["frn", "evonorm_s0"]
+    channels: int
+    eps: float
+    groups: int = 1  # evonorm_s0's
+
+    @property
+    def extra(self) -> str:
+        """The name of its third parameter, as timm's layers name it."""
+        return "tau" if self.fn == "frn" else "v"
+
+
+@dataclass(frozen=True, kw_only=True)
 class Act(Layer):
     kind: ClassVar[str] = "act"
     fn: str  # relu, silu, ..., sigmoid (SE gates), softmax (keras.applications heads)
@@ -161,6 +180,18 @@ class Linear(Layer):
 
 # Every kind of layer: a consumer matches over this union and ends with assert_never.
 AnyLayer = (
-    Conv | Norm | GroupNorm | Act | MaxPool | AvgPool | BlurPool | ZeroPad | GlobalPool | Dropout | DropPath | Linear
+    Conv
+    | Norm
+    | GroupNorm
+    | NormAct
+    | Act
+    | MaxPool
+    | AvgPool
+    | BlurPool
+    | ZeroPad
+    | GlobalPool
+    | Dropout
+    | DropPath
+    | Linear
 )
 L = TypeVar("L", bound=Layer)

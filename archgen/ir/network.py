@@ -115,8 +115,13 @@ class FeatureInfo:
 class NormOptions:
     eps: float
     momentum: float  # PyTorch's convention; Keras' is 1 - momentum (batch norm's)
-    kind: Literal["batch", "group"] = "batch"
-    groups: int = 0  # group norm's
+    kind: Literal["batch", "group", "frn", "evonorm_s0"] = "batch"
+    groups: int = 0  # group norm's and evonorm_s0's
+
+    @property
+    def is_act(self) -> bool:
+        """The norm is its own activation (frn, evonorm_s0): the activation after each norm is left out."""
+        return self.kind in ("frn", "evonorm_s0")
 
 
 @dataclass(frozen=True)

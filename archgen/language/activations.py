@@ -41,6 +41,8 @@ ACTIVATIONS: dict[str, ActivationFn] = {
         ActivationFn("hardswish", "nn.Hardswish(inplace=True)", '"hard_silu"'),
         ActivationFn("tanh", "nn.Tanh()", '"tanh"'),
         ActivationFn("sigmoid", "nn.Sigmoid()", '"sigmoid"', chosen=False),
+        # where a norm is its own activation (frn, evonorm_s0), the activation after it is this
+        ActivationFn("identity", "nn.Identity()", '"linear"', chosen=False),
         ActivationFn("softmax", "nn.Softmax(dim=1)", '"softmax"', chosen=False),
     )
 }

@@ -193,8 +193,52 @@ class GroupNormSpec(StrictModel):
     )
 
 
+class FilterResponseNormSpec(StrictModel):
+    """Filter response normalisation with its thresholded linear unit (Singh and Krishnan, 2019; timm's
+    FilterResponseNormTlu2d): a norm that is its own activation."""
+
+    type: Literal["frn"] = Field(
+        description="frn: each sample's channel divided by its root mean square over the map, scaled, shifted, "
+        "then max(x, tau) (a learned threshold per channel): the norm is its own activation, so the one after "
+        "it is left out (pre-activation blocks only, where every norm is followed by one).",
+        examples=["frn"],
+    )
+    eps: Real = Field(
+        1e-5,
+        gt=0.0,
+        lt=1.0,
+        description="Added to the mean square before the square root (0 < eps < 1; timm's: 1e-5).",
+        examples=[1e-5, 1e-6],
+    )
+
+
+class EvoNormS0Spec(StrictModel):
+    """EvoNorm-S0 (Liu et al., 2020; timm's EvoNorm2dS0): a norm that is its own activation."""
+
+    type: Literal["evonorm_s0"] = Field(
+        description="evonorm_s0: x * sigmoid(v * x) divided by the group's standard deviation (each sample's "
+        "channels in groups), scaled and shifted per channel: the norm is its own activation, so the one after "
+        "it is left out (pre-activation blocks only, where every norm is followed by one).",
+        examples=["evonorm_s0"],
+    )
+    groups: Count = Field(
+        32,
+        le=MAX_CHANNELS,
+        description="Number of channel groups of the standard deviation; it must divide the channels of every "
+        "norm (timm's: 32).",
+        examples=[32, 16],
+    )
+    eps: Real = Field(
+        1e-5,
+        gt=0.0,
+        lt=1.0,
+        description="Added to the variance before the square root (0 < eps < 1; timm's: 1e-5).",
+        examples=[1e-5],
+    )
+
+
 # The norm layers of a network: one variant per kind, found by its ``type``; a mapping without one is batch norm.
-NormSpec = BatchNormSpec | GroupNormSpec
+NormSpec = BatchNormSpec | GroupNormSpec | FilterResponseNormSpec | EvoNormS0Spec
 Norm = Annotated[
     Annotated[NormSpec, Field(discriminator="type")],
     _typed("batch"),

@@ -28,6 +28,7 @@ from ..ir import (
     MaxPool,
     Network,
     Norm,
+    NormAct,
     ZeroPad,
 )
 from . import checkpoint_files
@@ -59,12 +60,15 @@ def tensor_shapes(layer: AnyLayer) -> dict[str, tuple[int, ...]]:
             shapes: dict[str, tuple[int, ...]] = {"weight": (layer.out_ch, layer.in_ch // layer.groups, *kernel)}
             return shapes | ({"bias": (layer.out_ch,)} if layer.bias else {})
         case Linear():
-            shapes = {"weight": (layer.out_features, layer.in_features)}
+            pointwise = (1, 1) if layer.conv else ()  # stored as a 1x1 conv's weight
+            shapes = {"weight": (layer.out_features, layer.in_features, *pointwise)}
             return shapes | ({"bias": (layer.out_features,)} if layer.bias else {})
         case Norm():
             return {k: (layer.channels,) for k in ("weight", "bias", "running_mean", "running_var")}
         case GroupNorm():
             return {k: (layer.channels,) for k in ("weight", "bias")}
+        case NormAct():
+            return {k: (layer.channels,) for k in ("weight", "bias", layer.extra)}
         case Act() | MaxPool() | AvgPool() | BlurPool() | ZeroPad() | GlobalPool() | Dropout() | DropPath():
             return {}
         case _:

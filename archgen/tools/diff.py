@@ -288,7 +288,7 @@ def _conv_init(network: Network) -> str:
 # The network-wide aspects: (name, description); None where the network has no such thing.
 NETWORK_ASPECTS: tuple[tuple[str, Callable[[Network], str | None]], ...] = (
     ("activation", lambda n: n.act),
-    ("norm", lambda n: "batch" if n.norm.kind == "batch" else f"group ({n.norm.groups} groups)"),
+    ("norm", lambda n: f"{n.norm.kind} ({n.norm.groups} groups)" if n.norm.groups else n.norm.kind),
     ("norm eps", lambda n: repr(n.norm.eps)),
     ("norm momentum", lambda n: repr(n.norm.momentum) if n.norm.kind == "batch" else None),
     ("conv bias", _conv_bias),

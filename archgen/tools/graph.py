@@ -53,6 +53,7 @@ from ..ir import (
     MaxPool,
     Network,
     Norm,
+    NormAct,
     PostAct,
     Section,
     Shortcut,
@@ -266,7 +267,7 @@ def _layer_node(layer: AnyLayer) -> Node:
     match layer:
         case Conv() | Linear():
             kind = "conv"
-        case Norm() | GroupNorm():
+        case Norm() | GroupNorm() | NormAct():
             kind = "norm"
         case Act():
             kind = "act"

@@ -28,6 +28,7 @@ from archgen.ir import (
     MaxPool,
     Network,
     Norm,
+    NormAct,
     Shape,
     ZeroPad,
 )
@@ -261,6 +262,8 @@ CUSTOM_OBJECTS = (
     "CeilAveragePooling2D",
     "BlurPool2D",
     "StdConv2D",
+    "FilterResponseNorm",
+    "EvoNormS0",
     "ZeroPadShortcut",
     "exact_gelu",
     "leaky_relu",
@@ -328,6 +331,8 @@ def _to_torch(layer: AnyLayer, values: list[Any]) -> dict[str, Any]:
             return dict(zip(_NORM_KEYS, values, strict=True))
         case GroupNorm():  # gamma, beta
             return dict(zip(_NORM_KEYS[:2], values, strict=True))
+        case NormAct():  # weight, bias, tau or v
+            return dict(zip(("weight", "bias", layer.extra), values, strict=True))
         case Act() | MaxPool() | AvgPool() | BlurPool() | ZeroPad() | GlobalPool() | Dropout() | DropPath():
             raise ValueError(f"{layer.name}: IR {layer.kind} layers hold no weights")
         case _:
@@ -349,6 +354,8 @@ def _from_torch(layer: AnyLayer, tensors: dict[str, Any]) -> list[Any]:
             return [tensors[k] for k in _NORM_KEYS]
         case GroupNorm():
             return [tensors[k] for k in _NORM_KEYS[:2]]
+        case NormAct():
+            return [tensors[k] for k in ("weight", "bias", layer.extra)]
         case Act() | MaxPool() | AvgPool() | BlurPool() | ZeroPad() | GlobalPool() | Dropout() | DropPath():
             raise ValueError(f"{layer.name}: IR {layer.kind} layers hold no weights")
         case _:

@@ -21,6 +21,7 @@ from archgen.ir import (
     Linear,
     MaxPool,
     Norm,
+    NormAct,
     ZeroPad,
 )
 from archgen.language.activations import ACTIVATIONS
@@ -49,7 +50,7 @@ def apply(layer: AnyLayer, network_act: str) -> str:
                 f"x = conv(x, filters={layer.out_ch}, kernel={layer.kernel}, stride={layer.stride}, "
                 f"groups={layer.groups}, bias={layer.bias}, name={name})"
             )
-        case Norm() | GroupNorm():  # the file's norm() makes the network's kind
+        case Norm() | GroupNorm() | NormAct():  # the file's norm() makes the network's kind
             return f"x = norm({name})(x)"
         case Act() if layer.fn == network_act:
             return f"x = act({name})(x)"

@@ -19,6 +19,7 @@ from archgen.ir import (
     Linear,
     MaxPool,
     Norm,
+    NormAct,
     ZeroPad,
 )
 from archgen.language.activations import ACTIVATIONS
@@ -63,7 +64,7 @@ def module(layer: AnyLayer, network_act: str) -> str:
                 layer.in_ch, layer.out_ch, layer.kernel, layer.stride, layer.groups, layer.bias, layer.dilation
             )
             return f"{'StdConv2d' if layer.std_eps else 'nn.Conv2d'}({args})"
-        case Norm() | GroupNorm():  # the file's norm() makes the network's kind
+        case Norm() | GroupNorm() | NormAct():  # the file's norm() makes the network's kind
             return f"norm({layer.channels})"
         case Act():
             return "act()" if layer.fn == network_act else ACTIVATIONS[layer.fn].torch

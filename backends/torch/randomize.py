@@ -11,6 +11,10 @@ import math
 import torch
 from torch import nn
 
+# The parameters of the norms that are their own activation, by name, as timm's and archgen's name them:
+# FilterResponseNormTlu2d (weight, bias, tau) and EvoNorm2dS0 (weight, bias, v).
+NORM_ACTS = ({"weight", "bias", "tau"}, {"weight", "bias", "v"})
+
 
 def _fill(param: torch.Tensor, gen: torch.Generator, kind: str, a: float, b: float) -> None:
     """Sample in place from the CPU generator (copied over on other devices), so every device gets the same numbers."""
@@ -48,6 +52,14 @@ def randomize_(
             elif isinstance(m, nn.BatchNorm2d | nn.GroupNorm):
                 _fill(m.weight, gen, "uniform", *gamma)
                 _fill(m.bias, gen, "normal", 0.0, 0.1)
+            elif set(own := dict(m.named_parameters(recurse=False))) in NORM_ACTS:
+                # a norm that is its own activation (filter response norm's tau, EvoNorm-S0's v)
+                _fill(own["weight"], gen, "uniform", *gamma)
+                _fill(own["bias"], gen, "normal", 0.0, 0.1)
+                if "tau" in own:
+                    _fill(own["tau"], gen, "normal", 0.0, 0.1)
+                else:
+                    _fill(own["v"], gen, "uniform", *gamma)
             elif any(True for _ in m.parameters(recurse=False)):
                 # A weighted module this function does not know would keep its init and make an
                 # "every weight random" comparison blind to it: refuse rather than pass silently.
