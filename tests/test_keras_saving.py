@@ -152,6 +152,7 @@ def test_archgen_layers_are_registered_with_complete_configs(tmp_path: Path) -> 
     assert sorted(objects) == [
         "archgen>BlurPool2D",
         "archgen>CeilAveragePooling2D",
+        "archgen>EvalBatchNormalization",
         "archgen>EvoNormS0",
         "archgen>FilterResponseNorm",
         "archgen>NegInfPadding2D",

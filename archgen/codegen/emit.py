@@ -177,6 +177,20 @@ class Context:
         return self.network.naming
 
     @property
+    def freeze_text(self) -> str:
+        """What the spec's freeze fixes, in a phrase."""
+        freeze = self.network.freeze
+        parts = []
+        if freeze.modules:
+            stages = [m for m in freeze.modules if m in {s.name for s in self.network.stages}]
+            parts.append("the stem" + (f" and {', '.join(stages)}" if stages else "") + " take no gradient")
+        if freeze.norm == "eval":
+            parts.append("every batch norm keeps its running statistics")
+        elif freeze.norm == "frozen":
+            parts.append("every batch norm keeps its statistics, scale and shift")
+        return "; ".join(parts)
+
+    @property
     def weight_std(self) -> float | None:
         """The eps of the network's weight-standardised convs (None: its convs are plain)."""
         return next((x.std_eps for x in self.network.layers() if isinstance(x, Conv) and x.std_eps), None)

@@ -46,6 +46,7 @@ from ..ir import (
     EcaDesign,
     FeatureInfo,
     FinalNorm,
+    FreezeOptions,
     GlobalPool,
     GroupNorm,
     HeadPart,
@@ -937,6 +938,29 @@ def out_indices(spec: Spec, has_stem: bool) -> tuple[int, ...] | None:
     return tuple(sorted(picked))
 
 
+def freeze_options(spec: Spec, r: Rules, stem: list[StemPart], stages: list[Stage]) -> FreezeOptions:
+    """The modules a frozen stem and stages are (their weights take no gradient), and the norms' mode."""
+    freeze = spec.freeze
+    if freeze is None:
+        return FreezeOptions()
+    if freeze.norm != "train" and r.norm.kind != "batch":
+        raise Refused(
+            f"freeze.norm {freeze.norm} keeps batch norms' running statistics fixed; this network's norm is "
+            f"{r.norm.kind}, which has none (freeze.stages still freezes its weights)",
+            ("freeze", "norm"),
+        )
+    modules: tuple[str, ...] = ()
+    if freeze.stages is not None:
+        if freeze.stages > len(spec.stages):
+            raise Refused(
+                f"freeze.stages {freeze.stages}: this network has {len(spec.stages)} stages (0 freezes the stem alone)",
+                ("freeze", "stages"),
+            )
+        groups = dict.fromkeys(r.naming.group(x.name) for x in part_layers(tuple(stem)))
+        modules = (*groups, *(s.name for s in stages[: freeze.stages]))
+    return FreezeOptions(modules, freeze.norm)
+
+
 def norm_options(spec: NormSpec) -> NormOptions:
     match spec:
         case BatchNormSpec():
@@ -1017,6 +1041,7 @@ def _network(spec: Spec, hw: tuple[int, int]) -> Network:
     head = head_parts(spec, r, shape, stages[-1].design.preact)
     spend(totals, part_layers(tuple(head)), "the head", ("head",), r)
     head_spec = spec.head
+    freeze = freeze_options(spec, r, stem, stages)
     resolved = spec.model_dump(mode="json")
     return Network(
         name=spec.name,
@@ -1036,6 +1061,7 @@ def _network(spec: Spec, hw: tuple[int, int]) -> Network:
         output_stride=spec.output_stride,
         feature_info=tuple(features),
         naming=r.naming,
+        freeze=freeze,
     )
 
 

@@ -48,7 +48,18 @@ from .layers import (
     shape_text,
 )
 from .naming import NAMINGS, TIMM_RESNETV2, TORCHVISION, Naming
-from .network import Block, DropPathOptions, FeatureInfo, Fold, InitOptions, Network, NormOptions, Section, Stage
+from .network import (
+    Block,
+    DropPathOptions,
+    FeatureInfo,
+    Fold,
+    FreezeOptions,
+    InitOptions,
+    Network,
+    NormOptions,
+    Section,
+    Stage,
+)
 from .parts import (
     AntiAlias,
     AnyPart,
@@ -97,6 +108,7 @@ __all__ = [
     "FeatureInfo",
     "FinalNorm",
     "Fold",
+    "FreezeOptions",
     "GlobalPool",
     "GroupNorm",
     "HeadPart",

@@ -125,6 +125,18 @@ class NormOptions:
 
 
 @dataclass(frozen=True)
+class FreezeOptions:
+    """What stays fixed while the model trains (the spec's freeze)."""
+
+    modules: tuple[str, ...] = ()  # the stem's and the frozen stages' modules: no gradient, norms in eval mode
+    norm: Literal["train", "eval", "frozen"] = "train"  # every batch norm: as usual, statistics fixed, or all fixed
+
+    @property
+    def active(self) -> bool:
+        return bool(self.modules) or self.norm != "train"
+
+
+@dataclass(frozen=True)
 class DropPathOptions:
     rate: float
     schedule: Literal["linear", "per_stage", "uniform"]
@@ -172,6 +184,7 @@ class Network:
     renames: tuple[tuple[str, str], ...] = ()  # fused: (unfused, fused) names of weighted layers that moved
     # The stem's map where timm takes it, then every stage's: recorded by the resolver as it builds them.
     feature_info: tuple[FeatureInfo, ...] = field(default=(), compare=False)  # follows from the layers
+    freeze: FreezeOptions = FreezeOptions()  # fine-tuning: what stays fixed while the model trains
     naming: Naming = TORCHVISION  # how every module is named (its reference's checkpoints load unchanged)
     # The resolved spec as JSON data (what ``digest`` hashes): says what differs between two networks.
     resolved: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)

@@ -683,6 +683,25 @@ class StageSpec(StrictModel):
     )
 
 
+class FreezeSpec(StrictModel):
+    """What fine-tuning keeps fixed while the model trains (mmpretrain's frozen_stages and norm_eval, timm's
+    freeze and freeze_batch_norm_2d)."""
+
+    stages: Annotated[int, Strict(), Field(ge=0, le=16)] | None = Field(
+        None,
+        description="0: the stem; N: the stem and the first N stages (mmpretrain's frozen_stages). Their weights "
+        "take no gradient and their norms stay in eval mode while the model trains. null: none.",
+        examples=[1, 0],
+    )
+    norm: Literal["train", "eval", "frozen"] = Field(
+        "train",
+        description="Every batch norm of the network: train (as usual); eval, running statistics fixed while the "
+        "model trains, scale and shift still learned (mmpretrain's norm_eval); frozen, statistics, scale and "
+        "shift all fixed (timm's freeze_batch_norm_2d, torchvision's FrozenBatchNorm2d).",
+        examples=["eval", "frozen"],
+    )
+
+
 class DropPathSpec(StrictModel):
     """Stochastic depth on the residual branch; identity in eval mode."""
 
@@ -887,6 +906,12 @@ class Spec(StrictModel):
         "replace_stride_with_dilation). Default: the network's own strides.",
         examples=[8, 16],
     )
+    freeze: FreezeSpec | None = Field(
+        None,
+        description="For fine-tuning: the stem and first stages whose weights take no gradient, and whether the "
+        "batch norms' statistics (and scale and shift) stay fixed while the model trains. null: all trains.",
+        examples=[{"stages": 1, "norm": "eval"}, {"norm": "frozen"}],
+    )
     drop_path: DropPathSpec = Field(
         default_factory=DropPathSpec,
         description="Stochastic depth on the residual branches: rate and schedule; identity in eval mode.",
@@ -900,7 +925,7 @@ class Spec(StrictModel):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return _without_defaults(handler(self), naming="torchvision", weight_std=None)
+        return _without_defaults(handler(self), naming="torchvision", weight_std=None, freeze=None)
 
     @model_validator(mode="before")
     @classmethod

@@ -262,6 +262,7 @@ CUSTOM_OBJECTS = (
     "CeilAveragePooling2D",
     "BlurPool2D",
     "StdConv2D",
+    "EvalBatchNormalization",
     "FilterResponseNorm",
     "EvoNormS0",
     "ZeroPadShortcut",

@@ -112,6 +112,14 @@ def std_eps_arg(ctx: Context) -> str:
     return f", eps={ctx.weight_std!r}" if ctx.weight_std else ""
 
 
+def frozen_layers(ctx: Context) -> tuple[list[str], list[str]]:
+    """The Keras layers of the spec's frozen stem and stages: the stem's by name, a stage's by its blocks' prefix."""
+    frozen = set(ctx.network.freeze.modules)
+    stem = [keras_name(x.name) for x in ctx.network.stem if ctx.naming.group(x.name) in frozen]
+    stages = [keras_name(s.name) + "_" for s in ctx.network.stages if s.name in frozen]
+    return stem, stages
+
+
 def anti_alias(design: AntiAliasDesign) -> str:
     """The Keras layer of a block's anti-aliasing (``aa``), taking the block's ``stride``."""
     match design.kind:
@@ -140,5 +148,6 @@ EMITTER = Emitter(
         "anti_alias": anti_alias,
         "conv_class": conv_class,
         "std_eps_arg": std_eps_arg,
+        "frozen_layers": frozen_layers,
     },
 )
