@@ -343,13 +343,15 @@ class ResNet(nn.Module):
         self, indices: int | Sequence[int] = 1, prune_norm: bool = False, prune_head: bool = True
     ) -> list[int]:
         """Replace what comes after the last feature map of ``indices`` by ``nn.Identity`` (and
-        the final norm with ``prune_norm``, the classifier with ``prune_head``); returns the indices
+        the final norm with ``prune_norm``, or where a stage is pruned, the classifier with ``prune_head``); returns the indices
         kept."""
         take = feature_take_indices(len(FEATURE_INFO), indices)
         last = FEATURE_PATH.index(FEATURE_INFO[take[-1]]["module"])
         for name in FEATURE_PATH[last + 1 :]:
             setattr(self, name, nn.Identity())
-        if prune_norm:
+        if (
+            prune_norm or last < len(FEATURE_PATH) - 1
+        ):  # it normalises the last stage's map, which is gone
             self.post_bn, self.post_act = nn.Identity(), nn.Identity()
         if prune_head:
             self.reset_classifier(0, "")

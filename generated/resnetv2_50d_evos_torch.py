@@ -217,7 +217,7 @@ class PointwiseLinear(nn.Conv2d):
         super().__init__(in_features, out_features, 1, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x[:, :, None, None]).flatten(1)
+        return self._conv_forward(x[:, :, None, None], self.weight, self.bias).flatten(1)
 
 
 class ResNet(nn.Module):
@@ -385,14 +385,16 @@ class ResNet(nn.Module):
         self, indices: int | Sequence[int] = 1, prune_norm: bool = False, prune_head: bool = True
     ) -> list[int]:
         """Replace what comes after the last feature map of ``indices`` by ``nn.Identity`` (and
-        the final norm with ``prune_norm``, the classifier with ``prune_head``); returns the indices
+        the final norm with ``prune_norm``, or where a stage is pruned, the classifier with ``prune_head``); returns the indices
         kept."""
         take = feature_take_indices(len(FEATURE_INFO), indices)
         last = FEATURE_PATH.index(FEATURE_INFO[take[-1]]["module"])
         for name in FEATURE_PATH[last + 1 :]:
             parent, _, leaf = name.rpartition(".")
             setattr(self.get_submodule(parent), leaf, nn.Identity())
-        if prune_norm:
+        if (
+            prune_norm or last < len(FEATURE_PATH) - 1
+        ):  # it normalises the last stage's map, which is gone
             self.norm, self.act = nn.Identity(), nn.Identity()
         if prune_head:
             self.reset_classifier(0, "")

@@ -62,6 +62,7 @@ def design_of(network: Any) -> str:
         resolved["stem"]["widths"] = len(resolved["stem"]["widths"])
     resolved["stem"].pop("width", None)
     resolved["input"].pop("size", None)
+    resolved.pop("width_multiplier", None)  # scales every width (BiT's x1-x4)
     for part, rate in (("head", "dropout"), ("drop_path", "rate")):  # a rate is a number, its presence a design
         if rate in (resolved.get(part) or {}):
             resolved[part][rate] = resolved[part][rate] > 0

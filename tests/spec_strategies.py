@@ -29,7 +29,7 @@ FIELD_NAMES = (
     "pool_padding norm_act block expansion groups base_width width_factor stride_at preact stride_block "
     "shortcut se attn gamma beta ratio divisor rounding bias act stages depth width_multiplier head dropout classes "
     "activation norm eps momentum conv_bias drop_path rate schedule init conv mode zero_init_last anti_alias padding "
-    "reduce_first"
+    "reduce_first naming fc weight_std freeze"
 ).split()
 
 
@@ -287,6 +287,7 @@ def valid_specs(draw: st.DrawFn) -> DrawnSpec:
         if stem.get("pool", "max") == "none":  # nothing to anti-alias
             refused.append(r"stem(\.\w+)*")
     zero_mid = False
+    all_preact = True  # every stage's block is pre-activation: a norm that is its own activation fits
     stage_channels: list[int] = []
     n_stages = draw(st.integers(1, 4))
     if preset is not None:
@@ -310,6 +311,7 @@ def valid_specs(draw: st.DrawFn) -> DrawnSpec:
         strides *= stride
         at = 0 if block["stride_block"] == "first" else stage["depth"] - 1
         out = width if block["type"] == "plain" else width * block["expansion"]
+        all_preact = all_preact and block["type"] != "plain" and bool(block.get("preact"))
         if block["type"] == "bottleneck":
             zero_mid |= int(width * block["base_width"] / 64 * block["width_factor"]) == 0
         if block.get("reduce_first", 1) > 1:  # the first conv's width may reach 0, or not split in groups
@@ -354,20 +356,38 @@ def valid_specs(draw: st.DrawFn) -> DrawnSpec:
         put(head, "dropout", maybe(draw, st.sampled_from([0.0, 0.2, 0.5])))
         put(head, "classes", maybe(draw, st.integers(1, 10), 0.1))
         put(head, "activation", maybe(draw, st.sampled_from(["none", "softmax"])))
+        put(head, "fc", maybe(draw, st.sampled_from(["linear", "conv"]), 0.8))
         classes = head.get("classes", 1000)
         if head and draw(st.booleans()):
             head["type"] = "classifier"
         doc["head"] = head if head or draw(st.booleans()) else "classifier"
     norm: dict[str, Any] = {}
     put(norm, "eps", maybe(draw, st.sampled_from([1e-5, 1.001e-5, 1e-3, 0.1])))
-    if draw(st.floats(0, 1)) < 0.15:  # group norm: its groups must divide every norm's channels
-        norm["type"] = "group"
+    norm_kind = draw(st.sampled_from(["batch"] * 14 + ["group"] * 3 + ["frn", "evonorm_s0"]))
+    if norm_kind in ("group", "evonorm_s0"):  # its groups must divide every norm's channels
+        norm["type"] = norm_kind
         put(norm, "groups", maybe(draw, st.sampled_from([1, 1, 2, 4]), 0.2))
         may_refuse.append(r"norm\.groups")
+    elif norm_kind == "frn":
+        norm["type"] = "frn"
     else:
         put(norm, "momentum", maybe(draw, st.sampled_from([0.1, 0.01, 0.99, 1.0])))
         put(norm, "type", maybe(draw, st.just("batch"), 0.8))
     put(doc, "norm", norm or None)
+    if norm_kind in ("frn", "evonorm_s0") and not all_preact:  # the norm replaces the act after each norm
+        refused.append(r"norm\.type")
+    put(doc, "naming", maybe(draw, st.sampled_from(["torchvision", "timm_resnetv2"]), 0.7))
+    put(doc, "weight_std", maybe(draw, st.sampled_from([{}, {"eps": 1e-8}, {"eps": 1e-5}]), 0.8))
+    if "weight_std" in doc:  # a conv of one weight per output channel (1x1 of one channel) has nothing to standardise
+        may_refuse.append(r"weight_std")
+    freeze: dict[str, Any] = {}
+    put(freeze, "stages", maybe(draw, st.integers(0, 5)))
+    put(freeze, "norm", maybe(draw, st.sampled_from(["train", "eval", "frozen"])))
+    put(doc, "freeze", maybe(draw, st.just(freeze), 0.75))
+    if "freeze" in doc and freeze.get("stages", 0) > len(stage_docs):
+        refused.append(r"freeze\.stages")
+    if "freeze" in doc and freeze.get("norm", "train") != "train" and norm_kind != "batch":
+        refused.append(r"freeze\.norm")
     put(doc, "act", maybe(draw, st.sampled_from(ACTIVATIONS), 0.3))
     put(doc, "conv_bias", maybe(draw, st.sampled_from(["never", "always", "unnormed"])))
     drop: dict[str, Any] = {}

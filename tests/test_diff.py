@@ -231,7 +231,7 @@ def test_every_pair_of_shipped_specs_is_told_apart_by_named_aspects() -> None:
     first layer that differs); a spec is identical to itself."""
     named = {
         "input", "activation", "norm", "norm eps", "norm momentum", "conv bias", "conv init", "zero-init last",
-        "drop path", "drop path schedule", "output stride",
+        "drop path", "drop path schedule", "output stride", "module names", "weight standardisation", "freeze",
     }  # fmt: skip
     networks = {p.stem: archgen.compile_spec(p)[1] for p in sorted(SPEC_DIR.glob("*.yaml"))}
     assert len(networks) == len(catalog.shipped_names())

@@ -150,7 +150,7 @@ def torch_boundaries(model: torch.nn.Module, network: Network, x: np.ndarray) ->
     found: dict[str, torch.Tensor] = {}
     points = {stage.name: stage.name for stage in network.stages}
     if network.stem:
-        points[network.stem[-1].name.split(".")[0]] = "stem"
+        points[network.naming.group(network.stem[-1].name)] = "stem"  # the module that ends the stem
     hooks = [
         model.get_submodule(name).register_forward_hook(lambda m, i, o, key=key: found.__setitem__(key, o))
         for name, key in points.items()
@@ -169,7 +169,9 @@ def keras_boundaries(model: Any, network: Network, x: np.ndarray) -> dict[str, n
     import keras
 
     points = ["stem"] * bool(network.stem) + [s.name for s in network.stages]
-    probe = keras.Model(model.inputs[0], [model.get_layer(p).output for p in points] + [model.output])
+    # Keras names are the module paths with dots as underscores (stages.0 is stages_0)
+    ends = [model.get_layer(p.replace(".", "_")).output for p in points]
+    probe = keras.Model(model.inputs[0], [*ends, model.output])
     outs = probe(x.transpose(0, 2, 3, 1), training=False)
     found = {}
     for key, out in zip([*points, "output"], outs, strict=True):
@@ -227,7 +229,7 @@ def test_random_specs_agree_across_ir_torch_emitted_and_keras(drawn: DrawnSpec, 
             reject()
         assert not drawn.refused, f"accepted, but must be refused at {drawn.refused}:\n{drawn.text}"
         check_ir(drawn, network)
-        counts = (network.params, network.stats)
+        counts = (network.trainable_params, network.stats)  # freeze takes some out of the gradient
         boundaries = network.boundaries()
 
         live = TORCH.build(network)

@@ -21,6 +21,7 @@ import pytest
 from helpers import ROOT, SPEC_FILES, hide_modules, invoke, run_archgen, spec_path
 
 import archgen
+from archgen.ir import NAMINGS
 
 IMAGE = ROOT / "docs" / "images" / "resnet50d.svg"
 SVG = "{http://www.w3.org/2000/svg}"
@@ -56,11 +57,13 @@ def test_every_shipped_spec_draws_its_stem_stages_and_head(path: Path, tmp_path:
     dot = graph(tmp_path, path)
     pygraphviz.AGraph(string=dot)  # valid DOT (graphviz's own parser)
     assert dot.startswith(f"// archgen graph of {spec.name} ")
-    for i, stage in enumerate(spec.stages, start=1):
-        text = label(dot, f"layer{i}")
-        assert re.match(rf" \| layer{i}: [a-z -]+ × {stage.depth} \| ", text), text
+    naming = NAMINGS[spec.naming]  # layer1, ... or stages.0, ...
+    for i, stage in enumerate(spec.stages):
+        name = naming.stage_name(i)
+        text = label(dot, name)
+        assert re.match(rf" \| {re.escape(name)}: [a-z -]+ × {stage.depth} \| ", text), text
         assert "params · " in text and " FLOPs" in text
-    assert f'"layer{len(spec.stages) + 1}"' not in dot
+    assert f'"{naming.stage_name(len(spec.stages))}"' not in dot
     assert ("stem" in nodes(dot)) == (spec.stem.type != "none")
     assert f"{spec.head.classes} " in label(dot, "output")  # every shipped spec is a classifier
     assert "head: classifier" in label(dot, "head")
@@ -71,12 +74,15 @@ def test_detail_block_draws_every_block_once_first_block_in_full(path: Path, tmp
     spec = archgen.load_spec(path)
     dot = graph(tmp_path, path, "--detail", "block")
     pygraphviz.AGraph(string=dot)
-    for i, stage in enumerate(spec.stages, start=1):
-        drawn = {int(b) for b in re.findall(rf'subgraph "cluster_layer{i}\.(\d+)"', dot)}
+    naming = NAMINGS[spec.naming]
+    for i, stage in enumerate(spec.stages):
+        first_block = naming.block_name(naming.stage_name(i), 0)  # layer1.0, or stages.0.blocks.0
+        at = re.escape(first_block.rpartition(".")[0])
+        drawn = {int(b) for b in re.findall(rf'subgraph "cluster_{at}\.(\d+)"', dot)}
         summed: list[int] = []
-        for first, last in re.findall(rf"<B>layer{i}\.(\d+)(?: – layer{i}\.(\d+))?</B><BR/>\d+ blocks? as ", dot):
+        for first, last in re.findall(rf"<B>{at}\.(\d+)(?: – {at}\.(\d+))?</B><BR/>\d+ blocks? as ", dot):
             summed += range(int(first), int(last or first) + 1)
-        assert 0 in drawn and f"layer{i}.0.conv1" in nodes(dot)
+        assert 0 in drawn and f"{first_block}.{naming.block_conv(1)}" in nodes(dot)
         assert sorted([*drawn, *summed]) == list(range(stage.depth)), (drawn, summed)
 
 

@@ -76,7 +76,9 @@ def check_feature_maps(model: torch.nn.Module, network: archgen.Network) -> None
         with pytest.raises(ValueError, match="indices"):
             model.forward_intermediates(x, indices=[len(info)])
         # timm's FeatureListNet takes the model as it takes timm's own
-        listed = FeatureListNet(model, out_indices=tuple(range(len(info))))(x)
+        # nested module names (timm's resnetv2: stem.conv, stages.0) are flattened, as timm builds its own
+        flat = network.naming.nested
+        listed = FeatureListNet(model, out_indices=tuple(range(len(info))), flatten_sequential=flat)(x)
         assert all(torch.equal(a, b) for a, b in zip(listed, maps, strict=True))
 
 

@@ -222,6 +222,13 @@ def conv(
     oh, ow = pooled_size(h, span, stride, pad), pooled_size(w, span, stride, pad)
     check_size(r, name, (h, w), (oh, ow), f"a {kernel}x{kernel} conv", stride)
     weights = out_ch * (c // groups) * kernel * kernel
+    if standardize and r.std_eps is not None and (c // groups) * kernel * kernel == 1:
+        raise Refused(
+            f"{name}: a {kernel}x{kernel} conv of {c // groups} input channel per group has one weight per output "
+            "channel, which weight standardisation makes 0 (timm's StdConv2d fails on it): give it more input "
+            "channels, or leave weight_std out",
+            ("weight_std",),
+        )
     return Conv(
         name=name,
         in_shape=shape,

@@ -11,6 +11,7 @@ from .designs import BlockDesign
 from .layers import (
     AnyLayer,
     Layer,
+    Norm,
     Shape,
 )
 from .naming import TORCHVISION, Naming
@@ -252,6 +253,19 @@ class Network:
     @property
     def params(self) -> int:
         return sum(x.params for x in self.layers())
+
+    @property
+    def trainable_params(self) -> int:
+        """The parameters that take a gradient: all but the frozen modules' and, with freeze.norm frozen, the
+        batch norms' scales and shifts (the spec's freeze)."""
+        frozen = self.freeze.modules
+        fixed_norms = self.freeze.norm == "frozen"
+        return sum(
+            x.params
+            for x in self.layers()
+            if not any(x.name == m or x.name.startswith(m + ".") for m in frozen)
+            and not (fixed_norms and isinstance(x, Norm))
+        )
 
     @property
     def stats(self) -> int:

@@ -63,7 +63,8 @@ def check_build(
     network = model.archgen_network if fuse else network
     params, stats = impl.counts(model)
     shapes = impl.trace(model, network, device=device)
-    checks = [Check("trainable params", network.params, params), Check("norm statistics", network.stats, stats)]
+    trainable = Check("trainable params", network.trainable_params, params)
+    checks = [trainable, Check("norm statistics", network.stats, stats)]
     checks += [
         Check(f"shape {name}", shape_text(shape), shape_text(shapes.get(name, ())))
         for name, shape in network.boundaries().items()

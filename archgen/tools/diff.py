@@ -280,6 +280,13 @@ def _schedule(a: Network, b: Network) -> list[Change]:
     return [Change(NETWORK, "drop path schedule", before, after)]
 
 
+def _freeze(network: Network) -> str:
+    freeze = network.freeze
+    stages = [s.name for s in network.stages if s.name in freeze.modules]
+    frozen = ("stem" + "".join(f", {s}" for s in stages)) if freeze.modules else "nothing"
+    return f"{frozen} frozen, norms {freeze.norm}" if freeze.active else "none"
+
+
 def _conv_init(network: Network) -> str:
     init = network.init
     return "default" if init.conv == "default" else f"{init.conv} ({init.mode})"
@@ -297,6 +304,7 @@ NETWORK_ASPECTS: tuple[tuple[str, Callable[[Network], str | None]], ...] = (
     ("drop path", _drop_path),
     ("output stride", lambda n: str(n.feature_info[-1].reduction)),
     ("module names", lambda n: n.naming.scheme),
+    ("freeze", lambda n: _freeze(n)),
     (
         "weight standardisation",
         lambda n: next((f"eps {x.std_eps!r}" for x in n.layers() if isinstance(x, Conv) and x.std_eps), "none"),

@@ -219,10 +219,14 @@ class KerasBackend:
         )
 
     def counts(self, model: Any) -> tuple[int, int]:
+        """(trainable weights, batch-norm statistics): a frozen layer's weights are neither."""
+        import keras
+
         def size(weights: list[Any]) -> int:
             return sum(math.prod(int(d) for d in w.shape) for w in weights)
 
-        return size(model.trainable_weights), size(model.non_trainable_weights)
+        norms = [x for x in model.layers if isinstance(x, keras.layers.BatchNormalization)]
+        return size(model.trainable_weights), size([w for x in norms for w in (x.moving_mean, x.moving_variance)])
 
     def outputs(self, model: Any, network: Network, x: Any) -> dict[str, Any]:
         """Inference activations (numpy, channels-first as the IR's) after the stem, every stage
