@@ -29,7 +29,7 @@ FIELD_NAMES = (
     "pool_padding norm_act block expansion groups base_width width_factor stride_at preact stride_block "
     "shortcut se attn gamma beta ratio divisor rounding bias act stages depth width_multiplier head dropout classes "
     "activation norm eps momentum conv_bias drop_path rate schedule init conv mode zero_init_last anti_alias padding "
-    "reduce_first naming fc weight_std freeze"
+    "reduce_first naming fc weight_std freeze always"
 ).split()
 
 
@@ -112,6 +112,8 @@ def shortcut_value(draw: st.DrawFn, kind: str) -> Any:
     """A shortcut in any of its spellings: ``avgpool``, ``{type: avgpool}``, ``{}`` (the default conv)."""
     if kind == "conv" and draw(st.floats(0, 1)) < 0.2:  # timm's down_kernel_size
         return {"type": "conv", "kernel": 3}
+    if kind == "conv" and draw(st.floats(0, 1)) < 0.15:  # option C: a projection on every block
+        return {"type": "conv", "always": True}
     if kind == "conv" and draw(st.booleans()):
         return {}
     return kind if draw(st.booleans()) else {"type": kind}

@@ -1,5 +1,7 @@
 """Block options timm's ResNet takes beyond the block type: ``reduce_first`` (timm's ``block_reduce_first``)
-and a conv shortcut's ``kernel`` (``down_kernel_size``), which senet154 uses, held to timm.
+and a conv shortcut's ``kernel`` (``down_kernel_size``), which senet154 uses, held to timm; and He et al.'s
+option C (``shortcut: {always: true}``: a projection on every block), held to torchvision's ResNet-34 given
+the projections the paper describes.
 
 test_zoo holds the shipped ``senet154`` to timm's (counts, state_dict, and its design deeply); here are a
 smaller network with both options in dilated stages (output_stride), where timm's shortcut conv takes the
@@ -10,6 +12,8 @@ from __future__ import annotations
 
 import pytest
 import timm
+import torch
+import torchvision
 from archgen.backends.torch.randomize import randomize_
 from helpers import assert_same_outputs
 
@@ -56,6 +60,7 @@ def test_the_shortcut_kernel_is_used_only_where_the_block_strides_or_dilates() -
         ("block.shortcut={type: conv, kernel: 2}", "block.shortcut.kernel", "odd"),
         ("block.shortcut={type: avgpool, kernel: 3}", "block.shortcut", "conv shortcut"),
         ("block.reduce_first=0", "block.reduce_first", "greater than 0"),
+        ("block.shortcut={type: avgpool, always: true}", "block.shortcut", "option C"),
     ],
 )
 def test_what_the_options_refuse(override: str, field: str, words: str) -> None:
@@ -89,3 +94,30 @@ def test_the_fused_form_keeps_the_shortcut_kernel() -> None:
     assert result.ok, result.text()
     fused = archgen.build("resnet18", overrides=OPTIONS, fuse=True, input_size=SIZE)
     assert fused.layer2[0].downsample[0].kernel_size == (3, 3) and fused.layer2[0].downsample[0].bias is not None
+
+
+def test_option_c_projects_on_every_block_as_the_paper_describes(device: str) -> None:
+    """He et al. 2015, section 4.1, option C: "all shortcuts are projections". torchvision's ResNet-34 (option
+    B) given a 1x1 conv + batch norm on each block that has none, loads archgen's strictly and computes the
+    same; fuse folds every projection's norm."""
+    reference = torchvision.models.resnet34()
+    added = 0
+    for stage in (reference.layer1, reference.layer2, reference.layer3, reference.layer4):
+        for block in stage:
+            if block.downsample is None:
+                c = block.conv2.out_channels
+                block.downsample = torch.nn.Sequential(torch.nn.Conv2d(c, c, 1, bias=False), torch.nn.BatchNorm2d(c))
+                added += 1
+    randomize_(reference, (3, SIZE, SIZE), seed=5)
+    fields = ["block.shortcut.always=true"]
+    _, network = archgen.compile_spec("resnet34", fields, input_size=SIZE)
+    assert added == 13 and network.params == sum(p.numel() for p in reference.parameters())
+    ours = archgen.build("resnet34", overrides=fields, input_size=SIZE)
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    assert_same_outputs(reference, ours, device, seed=6, size=SIZE)
+    result = compare_fused(network, dtype="float64")
+    assert result.ok, result.text()
+    _, plain = archgen.compile_spec("resnet34", input_size=SIZE)
+    assert "every stage: shortcut conv -> conv (on every block: option C)" in [
+        c.text() for c in diff(plain, network).changes
+    ]

@@ -523,7 +523,7 @@ def block_design(block: BlockSpec, r: Rules, zero_init_last: bool) -> BlockDesig
         )
     sc = block.shortcut
     normed = not preact and sc.type != "zero_pad"  # option A projects nothing
-    shortcut = ShortcutDesign(sc.type, bias=r.bias(normed=normed), norm=normed, kernel=sc.kernel)
+    shortcut = ShortcutDesign(sc.type, bias=r.bias(normed=normed), norm=normed, kernel=sc.kernel, always=sc.always)
     spec_attn = block.attention()
     attn = None if spec_attn is None else attention_design(spec_attn)
     n = len(convs)
@@ -621,7 +621,7 @@ def shortcut_layers(
     dilation = dilations[1]
     sc = design.shortcut
     assert sc is not None  # residual blocks only
-    if stride == 1 and shape[0] == out[0]:
+    if stride == 1 and shape[0] == out[0] and not sc.always:
         return []
     where = (*field, "block", "shortcut", "type")
     match sc.kind:

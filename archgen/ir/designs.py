@@ -42,6 +42,7 @@ class ShortcutDesign:
     bias: bool = False  # the projection's
     norm: bool = True  # a norm after the projection (not in pre-activation blocks, nor in one that projects none)
     kernel: int = 1  # a conv projection's where the block strides or dilates (timm's down_kernel_size)
+    always: bool = False  # a conv projection on every block, also where it keeps its shape (option C)
 
     @property
     def project_on_stride(self) -> bool:

@@ -501,6 +501,12 @@ class ShortcutSpec(StrictModel):
         "padded by kernel // 2); 1x1 elsewhere, as timm's down_kernel_size (senet154: 3). conv shortcuts only.",
         examples=[1, 3],
     )
+    always: StrictBool = Field(
+        False,
+        description="Project on every block, also where it keeps its shape (He et al.'s option C); false: only "
+        "where the block changes shape (option B). conv shortcuts only.",
+        examples=[True],
+    )
 
     @field_validator("kernel")
     @classmethod
@@ -513,11 +519,15 @@ class ShortcutSpec(StrictModel):
     def _conv_only(self) -> Self:
         if self.kernel != 1 and self.type != "conv":
             raise ValueError(f"kernel {self.kernel} is a conv shortcut's; a {self.type} shortcut projects 1x1")
+        if self.always and self.type != "conv":
+            raise ValueError(
+                f"always is a conv shortcut's (option C); a {self.type} shortcut projects only to change shape"
+            )
         return self
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return _without_defaults(handler(self), kernel=1)
+        return _without_defaults(handler(self), kernel=1, always=False)
 
 
 Shortcut = Annotated[ShortcutSpec, _typed("conv")]

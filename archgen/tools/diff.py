@@ -329,8 +329,11 @@ def _shortcut(stage: Stage) -> str:
     shortcut = stage.design.shortcut
     if shortcut is None:
         return "none"
+    every = ", on every block (option C)" if shortcut.always else ""
     if shortcut.kernel > 1:
-        return f"{shortcut.kind} ({shortcut.kernel}x{shortcut.kernel} where the block strides)"
+        return f"{shortcut.kind} ({shortcut.kernel}x{shortcut.kernel} where the block strides{every})"
+    if shortcut.always:
+        return f"{shortcut.kind} (on every block: option C)"
     return {"avgpool": "avgpool (ResNet-D)"}.get(shortcut.kind, shortcut.kind)
 
 
