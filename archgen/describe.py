@@ -50,7 +50,7 @@ def op_text(layer: AnyLayer) -> str:
     where it is not 1; ``g32`` groups, ``d2`` dilation, ``+bias``), ``BatchNorm2d``, ``ReLU``, ..."""
     match layer:
         case Conv():
-            text = f"Conv{layer.dims}d {kernel_text(layer)}"
+            text = f"{'Std' if layer.std_eps else ''}Conv{layer.dims}d {kernel_text(layer)}"
             text += f" g{layer.groups}" if layer.groups != 1 else ""
             text += f" d{layer.dilation}" if layer.dilation != 1 else ""
             return text + (" +bias" if layer.bias else "")
@@ -95,7 +95,8 @@ def layer_text(layer: AnyLayer) -> str:
             extra = [f"{layer.groups} groups"] if layer.groups > 1 else []
             extra += [f"dilation {layer.dilation}"] if layer.dilation > 1 else []
             extra += ["bias"] if layer.bias else []
-            return ", ".join([f"conv {kernel_text(layer)} {layer.in_ch}→{layer.out_ch}", *extra])
+            std = "std " if layer.std_eps else ""  # weight-standardised
+            return ", ".join([f"{std}conv {kernel_text(layer)} {layer.in_ch}→{layer.out_ch}", *extra])
         case Norm():
             return "bn"
         case GroupNorm():

@@ -341,8 +341,8 @@ class ResNet(nn.Module):
         self, indices: int | Sequence[int] = 1, prune_norm: bool = False, prune_head: bool = True
     ) -> list[int]:
         """Replace what comes after the last feature map of ``indices`` by ``nn.Identity`` (and
-        the final norm with ``prune_norm``, or where a stage is pruned, the classifier with ``prune_head``); returns the indices
-        kept."""
+        the final norm with ``prune_norm`` or where a stage is pruned, the classifier
+        with ``prune_head``); returns the indices kept."""
         take = feature_take_indices(len(FEATURE_INFO), indices)
         last = FEATURE_PATH.index(FEATURE_INFO[take[-1]]["module"])
         for name in FEATURE_PATH[last + 1 :]:

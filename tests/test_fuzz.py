@@ -329,7 +329,7 @@ def test_damaged_specs_compile_or_raise_spec_error(mutant: Mutant) -> None:
     if network.flops <= SMALL_FLOPS and network.params <= 5_000_000 and sum(1 for _ in network.layers()) <= 400:
         event("accepted and built")
         model = TORCH.build(network)
-        assert TORCH.counts(model) == (network.params, network.stats)
+        assert TORCH.counts(model) == (network.trainable_params, network.stats)
         assert TORCH.trace(model, network) == network.boundaries()
 
 

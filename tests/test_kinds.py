@@ -38,6 +38,7 @@ from archgen.ir import (
     MaxPool,
     Network,
     Norm,
+    NormAct,
     ZeroPad,
 )
 from archgen.runtime import weights
@@ -65,6 +66,7 @@ SAMPLES: dict[type, AnyLayer] = {
     GroupNorm: GroupNorm(
         name="s.gn", in_shape=(6, 4, 4), out_shape=(6, 4, 4), params=12, channels=6, groups=3, eps=1e-5
     ),
+    NormAct: NormAct(name="s.frn", in_shape=(6, 4, 4), out_shape=(6, 4, 4), params=18, fn="frn", channels=6, eps=1e-5),
     Act: Act(name="s.act", in_shape=(6, 4, 4), out_shape=(6, 4, 4), fn="silu"),
     MaxPool: MaxPool(name="s.pool", in_shape=(6, 4, 4), out_shape=(6, 2, 2), kernel=3, stride=2, padding=1),
     AvgPool: AvgPool(name="s.avg", in_shape=(6, 4, 4), out_shape=(6, 2, 2), kernel=2, stride=2),
@@ -133,6 +135,10 @@ def test_the_words_name_what_differs() -> None:
     assert describe.op_text(SAMPLES[BlurPool]) == "BlurPool2d 3x3/2"
     assert describe.op_text(zero) == "BlurPool2d 3x3/2 zero-padded"
     assert describe.op_text(SAMPLES[GroupNorm]) == "GroupNorm 3" and describe.layer_text(SAMPLES[GroupNorm]) == "gn 3"
+    evo = dataclasses.replace(SAMPLES[NormAct], fn="evonorm_s0", groups=3)
+    assert describe.op_text(SAMPLES[NormAct]) == "FilterResponseNorm+TLU" and describe.op_text(evo) == "EvoNormS0 3"
+    std = dataclasses.replace(conv, std_eps=1e-8)
+    assert describe.op_text(std) == "StdConv2d 3x3/2 g2 +bias" and describe.layer_text(std).startswith("std conv 3x3/2")
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.__name__)

@@ -90,7 +90,7 @@ def test_weight_standardisation_covers_every_conv_but_attentions_and_the_classif
     assert se and all(x.std_eps is None for x in se)
     assert all(x.std_eps == 1e-8 for x in convs if x not in se)
     rows = {r.name: r.op for r in layer_rows(network)}
-    assert rows["stem.conv"].startswith("Conv2d 7x7/2")
+    assert rows["stem.conv"].startswith("StdConv2d 7x7/2")
     with pytest.raises(OptionError, match="weight-standardised"):
         archgen.build("resnetv2_50d", overrides=["weight_std={eps: 1.0e-8}"], fuse=True, input_size=SIZE)
 

@@ -29,6 +29,7 @@ from archgen.ir import (
     MaxPool,
     Network,
     Norm,
+    NormAct,
     NormOptions,
     SEDesign,
     ShortcutDesign,
@@ -386,6 +387,9 @@ def test_every_layer_counts_what_its_shape_says(path: Path) -> None:
                 assert layer.params == i * o + (o if bias else 0) and layer.flops == i * o, layer.name
             case GroupNorm(channels=c):
                 assert layer.params == 2 * c and layer.stats == layer.flops == 0, layer.name
+                assert layer.in_shape == layer.out_shape and layer.in_shape[0] == c, layer.name
+            case NormAct(channels=c):  # scale, shift and tau (frn) or v (evonorm_s0) per channel
+                assert layer.params == 3 * c and layer.stats == layer.flops == 0, layer.name
                 assert layer.in_shape == layer.out_shape and layer.in_shape[0] == c, layer.name
             case BlurPool(channels=c, kernel=k, stride=s, padding=p):  # a depthwise conv of a fixed filter
                 sizes = tuple(pooled_size(n, k, s, p) for n in layer.in_shape[1:])

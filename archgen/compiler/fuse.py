@@ -135,6 +135,9 @@ def fuse(network: Network) -> Network:
         design = folded_design(stage.design)
         blocks = tuple(_fold_block(b, design, folds) for b in stage.blocks)
         stages.append(dataclasses.replace(stage, design=design, blocks=blocks))
+    # A frozen stem module the fold removed (a norm) is gone from the fused network too.
+    present = {network.naming.group(x.name) for p in stem for x in p.layers} | {s.name for s in stages}
+    freeze = dataclasses.replace(network.freeze, modules=tuple(m for m in network.freeze.modules if m in present))
     return dataclasses.replace(
         network,
         stem_parts=stem,
@@ -142,4 +145,5 @@ def fuse(network: Network) -> Network:
         fused=True,
         folds=tuple(folds),
         renames=tuple(renames),
+        freeze=freeze,
     )
